@@ -1,0 +1,131 @@
+"""The ASGI application: WebSockets here, HTTP to Django, lifespan answered here.
+
+Django's own ASGI handler refuses lifespan scopes, so this application answers
+them: startup connects the broadcast backend, shutdown closes every open socket
+with 1001 (each ``on_close`` runs once) before disconnecting it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import django
+
+from . import status
+from .broadcast import get_backend
+from .chain import load_middleware
+from .conf import get_settings
+from .handler import open_connections, refuse_handshake
+from .routing import FROM_SETTINGS, get_router
+
+logger = logging.getLogger("django_ws")
+
+ASGIApp = Callable[[dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
+
+
+class WebSocketApplication:
+    """Route websocket scopes to handlers; send HTTP to ``http_app``."""
+
+    def __init__(self, http_app: ASGIApp, *, urlconf: Any = FROM_SETTINGS, registry: Any = None) -> None:
+        self.http_app = http_app
+        self.urlconf = urlconf
+        self.registry = registry
+
+    @property
+    def router(self) -> Any:
+        return get_router(self.urlconf, self.registry)
+
+    def check(self) -> None:
+        """Validate configuration now, raising ``ImproperlyConfigured`` with a fix."""
+        settings = get_settings()
+        for entry in settings.middleware:
+            load_middleware(entry, where="WS_MIDDLEWARE")
+        router = self.router
+        for handler_class in set(router._targets.values()):
+            for entry in handler_class.middleware:
+                load_middleware(entry, where=f"{handler_class.__qualname__}.middleware")
+        get_backend()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await self.websocket(scope, receive, send)
+        elif kind == "http":
+            await self.http_app(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+        else:
+            raise ValueError(f"django-ws cannot handle ASGI scope type {kind!r}")
+
+    async def websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Resolve the path and run the handler; unknown paths are refused with 404."""
+        match = self.router.resolve(scope["path"])
+        if match is None:
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                logger.info("Refused WebSocket %s: no route", scope["path"])
+                await refuse_handshake(scope, send, 404)
+            return
+        handler_class, args, kwargs = match
+        await handler_class(scope, receive, send, args=args, kwargs=kwargs).serve()
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        """Answer the lifespan protocol: start and stop the broadcast backend."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.check()
+                    await get_backend().start()
+                except Exception as error:
+                    logger.exception("django-ws startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await close_all(status.WS_1001_GOING_AWAY, "Server shutting down")
+                    await get_backend().stop()
+                except Exception as error:
+                    logger.exception("django-ws shutdown failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def close_all(code: int, reason: str) -> None:
+    """Close every open socket of this process and wait (bounded) for their lifecycles."""
+    connections = list(open_connections)
+    for connection in connections:
+        connection.close(code, reason)
+    deadline = asyncio.get_running_loop().time() + get_settings().close_timeout
+    while open_connections and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    if open_connections:
+        logger.warning("%d sockets still open after close timeout", len(open_connections))
+
+
+def get_websocket_application(
+    http_app: ASGIApp | None = None,
+    *,
+    urlconf: Any = FROM_SETTINGS,
+    registry: Any = None,
+) -> WebSocketApplication:
+    """Return the project's ASGI application (use it in ``asgi.py``).
+
+    HTTP goes to ``http_app`` (Django's ASGI handler by default). ``urlconf`` and
+    ``registry`` replace ``ROOT_WS_URLCONF`` and the project's ``@ws_route``
+    registry, for tests. Configuration is checked now, so mistakes fail at startup.
+    """
+    django.setup(set_prefix=False)
+    if http_app is None:
+        from django.core.handlers.asgi import ASGIHandler
+
+        http_app = ASGIHandler()
+    application = WebSocketApplication(http_app, urlconf=urlconf, registry=registry)
+    application.check()
+    return application

@@ -1,0 +1,18 @@
+"""The Django app: autodiscovers ``ws`` modules and registers system checks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+
+class DjangoWSConfig(AppConfig):
+    name = "django_ws"
+    verbose_name = "django-ws"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+        from .conf import get_settings
+
+        if get_settings().autodiscover:
+            autodiscover_modules("ws")

@@ -1,0 +1,107 @@
+"""Groups and broadcast: ``broadcast``, ``broadcast_sync`` and ``presence``.
+
+The backend comes from ``WS_BROADCAST`` (like ``CACHES``): ``MemoryBackend`` in
+one process by default, ``RedisBackend`` across processes and machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from ..conf import clears_on_settings_change, get_settings
+from .base import BaseBackend, Presence, exclusion_ids, send_event
+from .memory import MemoryBackend
+
+if TYPE_CHECKING:
+    from ..handler import WebSocketHandler
+
+__all__ = [
+    "BaseBackend",
+    "MemoryBackend",
+    "Presence",
+    "RedisBackend",
+    "broadcast",
+    "broadcast_sync",
+    "get_backend",
+    "presence",
+]
+
+_backend: BaseBackend | None = None
+
+
+def _forget_backend() -> None:
+    global _backend
+    _backend = None
+
+
+clears_on_settings_change(_forget_backend)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisBackend":  # imported on demand: redis is an optional extra
+        from .redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(name)
+
+
+def create_backend(config: dict[str, Any]) -> BaseBackend:
+    """Build the backend that ``config`` (a ``WS_BROADCAST`` dict) names."""
+    path = config["BACKEND"]
+    try:
+        backend_class = import_string(path)
+    except ImportError as error:
+        raise ImproperlyConfigured(
+            f"WS_BROADCAST['BACKEND'] is {path!r}, which cannot be imported ({error}). "
+            "Use 'django_ws.broadcast.MemoryBackend' or "
+            "'django_ws.broadcast.RedisBackend' (pip install 'django-ws[redis]')."
+        ) from error
+    if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
+        raise ImproperlyConfigured(
+            f"WS_BROADCAST['BACKEND'] is {path!r}, which is not a broadcast backend "
+            "(a subclass of django_ws.broadcast.BaseBackend)."
+        )
+    return backend_class(config.get("LOCATION"), config.get("OPTIONS"))
+
+
+def get_backend() -> BaseBackend:
+    """Return this process's broadcast backend, built from ``WS_BROADCAST`` once."""
+    global _backend
+    if _backend is None:
+        _backend = create_backend(get_settings().broadcast)
+    return _backend
+
+
+async def broadcast(
+    group: str,
+    data: Any,
+    exclude: WebSocketHandler | Iterable[WebSocketHandler] | None = None,
+    *,
+    raw: bool = False,
+) -> None:
+    """Send ``data`` to every member of ``group`` in every process.
+
+    ``data`` is JSON-encoded once; with ``raw=True`` a ``str`` goes as a text frame
+    and ``bytes`` as a binary frame. ``exclude`` names connections to skip.
+    """
+    await get_backend().publish(group, send_event(data, raw=raw), exclusion_ids(exclude))
+
+
+def broadcast_sync(
+    group: str,
+    data: Any,
+    exclude: WebSocketHandler | Iterable[WebSocketHandler] | None = None,
+    *,
+    raw: bool = False,
+) -> None:
+    """``broadcast`` for sync code: views, signals, management commands, Celery."""
+    get_backend().publish_sync(group, send_event(data, raw=raw), exclusion_ids(exclude))
+
+
+async def presence(group: str) -> Presence:
+    """Return the live members of ``group`` across processes (count and users)."""
+    return await get_backend().presence(group)

@@ -1,0 +1,552 @@
+"""``WebSocketHandler``: one connection object and its one lifecycle.
+
+The subclass API and the decorator DSL both end up here: the DSL compiles functions
+into a subclass, so accept, hooks, error handling, tasks, groups and close are the
+same code for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, ClassVar
+
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from . import status
+from .chain import chain_for
+from .codecs import Codec, JSONCodec
+from .conf import get_settings
+from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
+from .hooks import HookSpec, marks_of
+from .origin import origin_allowed
+from .outbox import SENT, Outbox
+from .ratelimit import RateLimiter
+from .request import WebSocketRequest
+from .tasks import run_every
+
+logger = logging.getLogger("django_ws")
+
+TASK_DUPLICATE_STARTED = "task-duplicate-started"
+TASK_WS_CLOSED = "task-websocket-closed"
+
+_HOOKS = ("on_open", "on_message", "on_close", "on_error", "on_task_error")
+
+#: Every accepted connection of this process that has not finished closing.
+open_connections: set[WebSocketHandler] = set()
+
+
+def _as_async(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Return ``function`` as an async callable; sync ones run in a worker thread."""
+    if inspect.iscoroutinefunction(function):
+        return function
+    return sync_to_async(function)
+
+
+class WebSocketHandler:
+    """A WebSocket connection: subclass it and override the ``on_*`` hooks.
+
+    One instance serves one connection. ``self.request`` is a Django request for the
+    handshake, ``self.args`` / ``self.kwargs`` hold the URL's arguments, and
+    ``send`` works whether or not it is awaited.
+    """
+
+    #: Decodes text frames and encodes what ``send`` is given.
+    codec: ClassVar[Codec] = JSONCodec()
+    #: Subprotocols this handler speaks, chosen in the client's order of preference.
+    subprotocols: ClassVar[Sequence[str]] = ()
+    #: Extra ``(name, value)`` headers for the handshake response.
+    accept_headers: ClassVar[Sequence[tuple[str, str]]] = ()
+    #: Seconds between the pings that ``start_ping`` sends.
+    PING_INTERVAL: ClassVar[float] = 59
+    #: The key of a JSON object that ``on_message(type=...)`` hooks dispatch on.
+    message_type_key: ClassVar[str] = "type"
+    #: This route's own middleware, inside ``WS_MIDDLEWARE``.
+    middleware: ClassVar[Sequence[Any]] = ()
+    #: Check the ``Origin`` header; ``None`` follows ``WS_CHECK_ORIGIN``.
+    check_origin: ClassVar[bool | None] = None
+    #: Per-route limits; ``None`` follows the ``WS_*`` setting of the same name.
+    max_message_size: ClassVar[int | None] = None
+    max_send_queue: ClassVar[int | None] = None
+    max_messages_per_second: ClassVar[float | None] = None
+
+    # Compiled once per class by __init_subclass__.
+    _typed_hooks: ClassVar[dict[str, Callable[..., Awaitable[Any]]]] = {}
+    _autostart: ClassVar[tuple[tuple[str, HookSpec], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _HOOKS:
+            hook = cls.__dict__.get(name)
+            if hook is not None and not inspect.iscoroutinefunction(hook):
+                setattr(cls, name, _as_async(hook))
+        typed: dict[str, Callable[..., Awaitable[Any]]] = {}
+        autostart: dict[str, HookSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                for spec in marks_of(value):
+                    if spec.kind == "on_message" and spec.message_type is not None:
+                        typed[spec.message_type] = _as_async(value)
+                    elif spec.kind in ("periodic", "background"):
+                        autostart[name] = spec
+        cls._typed_hooks = typed
+        cls._autostart = tuple(autostart.items())
+
+    def __init__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+        *,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.scope = scope
+        self.args = tuple(args)
+        self.kwargs: dict[str, Any] = kwargs or {}
+        self.connected = False
+        self.closed = False
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.groups: set[str] = set()
+        self.subprotocol: str | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._receive = receive
+        self._asgi_send = send
+        self._request: WebSocketRequest | None = None
+        self._accepted = False
+        self._refused = False
+        self._closing = False
+        self._aborted = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._outbox = Outbox(
+            send,
+            limit=self._limit("max_send_queue"),
+            on_overflow=self._send_queue_full,
+            on_lost=self._client_gone,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} {self.scope.get('path')!r}>"
+
+    def _limit(self, name: str) -> Any:
+        value = getattr(self, name)
+        return getattr(get_settings(), name) if value is None else value
+
+    @property
+    def request(self) -> WebSocketRequest:
+        """The handshake as a Django request (built on first use)."""
+        if self._request is None:
+            self._request = WebSocketRequest(self.scope)
+        return self._request
+
+    @request.setter
+    def request(self, value: WebSocketRequest) -> None:
+        self._request = value
+
+    # Hooks --------------------------------------------------------------------
+
+    async def on_open(self) -> None:
+        """Run once the socket is accepted."""
+
+    async def on_message(self, data: Any) -> Any:
+        """Handle a decoded text frame (or ``bytes`` for a binary frame).
+
+        A value returned that is not ``None`` is sent as if passed to ``send``.
+        """
+        if self._typed_hooks:
+            return await self._unknown_message_type(data)
+        return None
+
+    async def on_close(self) -> None:
+        """Run exactly once when the socket has closed, however it closed."""
+
+    async def on_error(self, error: Exception) -> None:
+        """Observe an exception from a hook before the socket closes."""
+
+    def on_task_error(self, error: BaseException) -> Any:
+        """Handle an exception from a task started with ``start_task`` (logged)."""
+        logger.error(
+            "Task of %r failed", self, exc_info=(type(error), error, error.__traceback__)
+        )
+
+    # Sending ------------------------------------------------------------------
+
+    def send(self, data: Any) -> Awaitable[None]:
+        """Encode ``data`` with the codec and send it; awaiting is optional."""
+        encoded = self.codec.encode(data)
+        if type(encoded) is str:
+            return self._put({"type": "websocket.send", "text": encoded})
+        return self._put({"type": "websocket.send", "bytes": encoded})
+
+    def send_text(self, text: str) -> Awaitable[None]:
+        """Send a text frame as is."""
+        return self._put({"type": "websocket.send", "text": text})
+
+    def send_bytes(self, data: bytes) -> Awaitable[None]:
+        """Send a binary frame as is."""
+        return self._put({"type": "websocket.send", "bytes": data})
+
+    def close(self, code: int = status.WS_1000_NORMAL_CLOSURE, reason: str = "") -> Awaitable[None]:
+        """Close the socket after what is already queued; awaiting is optional."""
+        if self._closing:
+            return SENT
+        self._closing = True
+        self.close_code, self.close_reason = code, reason
+        sent = self._put({"type": "websocket.close", "code": code, "reason": reason})
+        self._outbox.seal(code)
+        return sent
+
+    def _put(self, message: dict[str, Any]) -> Awaitable[None]:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop or self._loop is None:
+            return self._outbox.put(message)
+        # A sync hook in a worker thread: hand over to the loop, order kept (FIFO).
+        self._loop.call_soon_threadsafe(self._outbox.put, message)
+        return SENT
+
+    def _send_queue_full(self) -> None:
+        self._abort(status.WS_1008_POLICY_VIOLATION, "Client too slow: send queue full")
+
+    def _client_gone(self, error: BaseException) -> None:
+        self._outbox.shut(status.WS_1006_ABNORMAL_CLOSURE)
+
+    def _abort(self, code: int, reason: str) -> None:
+        """Drop what is queued, end the lifecycle now, and try to send a close."""
+        if self._aborted:
+            return
+        self._aborted = self._closing = True
+        self.close_code, self.close_reason = code, reason
+        self._outbox.shut(code)
+        logger.warning("Closing %r with %s: %s", self, code, reason)
+        if self._task is not None and not self.closed:
+            self._task.cancel()
+
+    def _absorb_abort(self) -> None:
+        """Let the cancellation that ``_abort`` caused end here (3.11+ bookkeeping)."""
+        if self._task is not None and hasattr(self._task, "uncancel"):
+            self._task.uncancel()
+
+    # Tasks --------------------------------------------------------------------
+
+    def start_task(
+        self,
+        task_id: str,
+        coroutine: Callable[..., Coroutine[Any, Any, Any]] | Coroutine[Any, Any, Any],
+        callback: Callable[[asyncio.Task[Any]], Any] | None = None,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> asyncio.Task[Any]:
+        """Run ``coroutine`` as a task tied to this socket, replacing one of the same id."""
+        if callable(coroutine):
+            coroutine = coroutine(*(args or ()), **(kwargs or {}))
+        previous = self.tasks.get(task_id)
+        if previous is not None and not previous.done():
+            previous.cancel(msg=TASK_DUPLICATE_STARTED)
+        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+        if callback is not None:
+            task.add_done_callback(callback)
+        task.add_done_callback(self._task_done)
+        self.tasks[task_id] = task
+        if self.closed:
+            task.cancel(msg=TASK_WS_CLOSED)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        for task_id, current in list(self.tasks.items()):
+            if current is task:
+                del self.tasks[task_id]
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None or isinstance(error, ConnectionClosed):
+            return
+        result = self.on_task_error(error)
+        if inspect.isawaitable(result):
+            asyncio.ensure_future(result)
+
+    def _cancel_tasks(self) -> None:
+        for task in self.tasks.values():
+            if not task.done():
+                task.cancel(msg=TASK_WS_CLOSED)
+
+    async def sleep_loop(
+        self,
+        coroutine: Callable[..., Awaitable[Any]],
+        seconds: float,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """Await ``coroutine(*args, **kwargs)`` every ``seconds``, forever, drift-free."""
+        await run_every(seconds, lambda: coroutine(*args, **kwargs))
+
+    def start_ping(self) -> asyncio.Task[Any]:
+        """Send ``{'ping': <ISO time>}`` every ``PING_INTERVAL`` seconds."""
+        return self.start_task("ping", self.sleep_loop(self._ping, self.PING_INTERVAL))
+
+    async def _ping(self) -> None:
+        await self.send({"ping": timezone.now().isoformat()})
+
+    def _start_marked_tasks(self) -> None:
+        for name, spec in self._autostart:
+            method = getattr(self, name)
+            if not (inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method)):
+                method = sync_to_async(method)
+            if spec.kind == "periodic":
+                assert spec.seconds is not None
+                self.start_task(
+                    f"periodic:{name}",
+                    run_every(
+                        spec.seconds,
+                        method,
+                        immediate=spec.immediate,
+                        on_result=self.send,
+                        on_error=self._task_error_in_schedule,
+                    ),
+                )
+            else:
+                assert spec.task_id is not None
+                self.start_task(spec.task_id, self._stream(method))
+
+    async def _stream(self, function: Callable[[], Any]) -> None:
+        result = function()
+        if inspect.isasyncgen(result):
+            async for item in result:
+                await self.send(item)
+        else:
+            value = await result
+            if value is not None:
+                await self.send(value)
+
+    def _task_error_in_schedule(self, error: Exception) -> None:
+        result = self.on_task_error(error)
+        if inspect.isawaitable(result):
+            asyncio.ensure_future(result)
+
+    # Groups -------------------------------------------------------------------
+
+    async def join(self, group: str) -> None:
+        """Add this socket to ``group``; it leaves by itself when the socket closes."""
+        from .broadcast import get_backend
+
+        if group not in self.groups and not self.closed:
+            self.groups.add(group)
+            await get_backend().join(group, self)
+
+    async def leave(self, group: str) -> None:
+        """Remove this socket from ``group``."""
+        from .broadcast import get_backend
+
+        if group in self.groups:
+            self.groups.discard(group)
+            await get_backend().leave(group, self)
+
+    async def _leave_all_groups(self) -> None:
+        for group in list(self.groups):
+            await self.leave(group)
+
+    # Lifecycle ----------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run this connection from handshake to close (the ASGI app calls it)."""
+        message = await self._receive()
+        if message["type"] != "websocket.connect":
+            return
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        check = get_settings().check_origin if self.check_origin is None else self.check_origin
+        if check and not origin_allowed(self.request, get_settings().allowed_origins):
+            logger.warning("Refused %r: Origin %r not allowed", self, self.request.META["HTTP_ORIGIN"])
+            await self._refuse(403)
+            return
+        try:
+            await chain_for(type(self))(self)
+        except DenyConnection as deny:
+            if not self._accepted:
+                await self._refuse(deny.status)
+            else:
+                logger.warning("DenyConnection raised after accept on %r: %s", self, deny)
+        except asyncio.CancelledError:
+            if not self._aborted:
+                raise
+            self._absorb_abort()
+        except Exception:
+            logger.exception("Middleware of %r failed", self)
+            if not self._accepted:
+                await self._refuse(500)
+        finally:
+            if not self._accepted and not self._refused:
+                await self._refuse(403)
+        if self._aborted:
+            await self._send_abort_close()
+
+    async def _refuse(self, http_status: int) -> None:
+        self._refused = True
+        await refuse_handshake(self.scope, self._asgi_send, http_status)
+
+    async def _accept(self) -> None:
+        message: dict[str, Any] = {"type": "websocket.accept"}
+        offered = self.scope.get("subprotocols") or ()
+        for name in offered:
+            if name in self.subprotocols:
+                self.subprotocol = message["subprotocol"] = name
+                break
+        if self.accept_headers:
+            message["headers"] = [
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in self.accept_headers
+            ]
+        await self._asgi_send(message)
+        self._accepted = self.connected = True
+
+    async def _run(self) -> None:
+        """The innermost link of the middleware chain: accept, serve, close."""
+        if self._closing:  # a middleware closed the socket before accept: a refusal
+            self._refused = True
+            return
+        await self._accept()
+        open_connections.add(self)
+        try:
+            if await self._call_hook(self.on_open):
+                self._start_marked_tasks()
+                await self._receive_loop()
+            else:
+                await self._drain_until_disconnect()
+        except asyncio.CancelledError:
+            if not self._aborted:
+                raise
+            self._absorb_abort()
+        finally:
+            self.connected = False
+            self.closed = True
+            self._cancel_tasks()
+            await self._leave_all_groups()
+            await self._call_hook(self.on_close)
+            open_connections.discard(self)
+
+    async def _call_hook(self, hook: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+        try:
+            await hook(*args)
+        except ConnectionClosed:
+            return False
+        except Exception as error:
+            await self._fail(error)
+            return False
+        return True
+
+    async def _receive_loop(self) -> None:
+        receive = self._receive
+        decode = self.codec.decode
+        max_size = self._limit("max_message_size")
+        rate = self._limit("max_messages_per_second")
+        limiter = RateLimiter(rate) if rate else None
+        typed = self._typed_hooks
+        type_key = self.message_type_key
+        on_message = self.on_message
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                if self._closing:
+                    continue
+                try:
+                    text = message.get("text")
+                    if text is not None:
+                        if len(text) * 4 > max_size and len(text.encode()) > max_size:
+                            await self._too_big(len(text.encode()), max_size)
+                            continue
+                        data = decode(text)
+                    else:
+                        data = message.get("bytes") or b""
+                        if len(data) > max_size:
+                            await self._too_big(len(data), max_size)
+                            continue
+                    if limiter is not None and not limiter.allow():
+                        self.close(status.WS_1008_POLICY_VIOLATION, "Message rate limit exceeded")
+                        continue
+                    if typed and type(data) is dict and data.get(type_key) in typed:
+                        result = await typed[data[type_key]](self, data)
+                    else:
+                        result = await on_message(data)
+                    if result is not None:
+                        await self.send(result)
+                except ConnectionClosed:
+                    pass
+                except MessageDecodeError as error:
+                    await self._client_error(error)
+                except Exception as error:
+                    await self._fail(error)
+            elif kind == "websocket.disconnect":
+                self._disconnected(message)
+                return
+
+    async def _drain_until_disconnect(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                self._disconnected(message)
+                return
+
+    def _disconnected(self, message: dict[str, Any]) -> None:
+        self._outbox.shut(message.get("code", status.WS_1005_NO_STATUS_RECEIVED))
+        if not self._closing:
+            self.close_code = message.get("code", status.WS_1005_NO_STATUS_RECEIVED)
+            self.close_reason = message.get("reason") or ""
+
+    async def _unknown_message_type(self, data: Any) -> Any:
+        kind = data.get(self.message_type_key) if isinstance(data, dict) else None
+        return {"error": "unknown message type", self.message_type_key: kind}
+
+    async def _too_big(self, size: int, limit: int) -> None:
+        logger.warning("Closing %r: message of %d bytes over the limit of %d", self, size, limit)
+        await self.close(status.WS_1009_MESSAGE_TOO_BIG, "Message too big")
+
+    async def _client_error(self, error: MessageDecodeError) -> None:
+        logger.warning("Closing %r: %s", self, error)
+        await self._observe(error)
+        await self.close(status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "Invalid message")
+
+    async def _fail(self, error: Exception) -> None:
+        logger.error(
+            "Error in %r", self, exc_info=(type(error), error, error.__traceback__)
+        )
+        await self._observe(error)
+        self.close(status.WS_1011_INTERNAL_ERROR, "Internal server error")
+
+    async def _observe(self, error: Exception) -> None:
+        try:
+            await self.on_error(error)
+        except Exception:
+            logger.exception("on_error of %r failed", self)
+
+    async def _send_abort_close(self) -> None:
+        message = {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
+        try:
+            await asyncio.wait_for(self._asgi_send(message), get_settings().close_timeout)
+        except (asyncio.TimeoutError, Exception):  # the client is not reading: give up
+            logger.debug("Close frame to %r not taken by the server", self)
+
+
+async def refuse_handshake(
+    scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], http_status: int
+) -> None:
+    """Refuse a handshake with ``http_status`` where the server can send one, else 403."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = f"WebSocket connection refused: HTTP {http_status}".encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": http_status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": status.WS_1008_POLICY_VIOLATION})
