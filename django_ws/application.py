@@ -102,9 +102,9 @@ async def close_all(code: int, reason: str) -> None:
     connections = list(open_connections)
     for connection in connections:
         connection.close(code, reason)
-    deadline = asyncio.get_running_loop().time() + get_settings().close_timeout
-    while open_connections and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
+    lifecycles = {c._task for c in connections if c._task is not None and not c._task.done()}
+    if lifecycles:
+        await asyncio.wait(lifecycles, timeout=get_settings().close_timeout)
     if open_connections:
         logger.warning("%d sockets still open after close timeout", len(open_connections))
 

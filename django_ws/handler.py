@@ -33,7 +33,7 @@ logger = logging.getLogger("django_ws")
 TASK_DUPLICATE_STARTED = "task-duplicate-started"
 TASK_WS_CLOSED = "task-websocket-closed"
 
-_HOOKS = ("on_open", "on_message", "on_close", "on_error", "on_task_error")
+_HOOKS = ("on_open", "on_message", "on_close", "on_error")
 
 #: Every accepted connection of this process that has not finished closing.
 open_connections: set[WebSocketHandler] = set()
@@ -180,16 +180,24 @@ class WebSocketHandler:
         """Encode ``data`` with the codec and send it; awaiting is optional."""
         encoded = self.codec.encode(data)
         if type(encoded) is str:
-            return self._put({"type": "websocket.send", "text": encoded})
-        return self._put({"type": "websocket.send", "bytes": encoded})
+            return self._put_frame({"type": "websocket.send", "text": encoded})
+        return self._put_frame({"type": "websocket.send", "bytes": encoded})
 
     def send_text(self, text: str) -> Awaitable[None]:
         """Send a text frame as is."""
-        return self._put({"type": "websocket.send", "text": text})
+        return self._put_frame({"type": "websocket.send", "text": text})
 
     def send_bytes(self, data: bytes) -> Awaitable[None]:
         """Send a binary frame as is."""
-        return self._put({"type": "websocket.send", "bytes": data})
+        return self._put_frame({"type": "websocket.send", "bytes": data})
+
+    def _put_frame(self, message: dict[str, Any]) -> Awaitable[None]:
+        if not self._accepted:
+            raise RuntimeError(
+                "Expected the socket to be accepted before 'websocket.send'; send from "
+                "on_open or later, not from a middleware before calling the next one."
+            )
+        return self._put(message)
 
     def close(self, code: int = status.WS_1000_NORMAL_CLOSURE, reason: str = "") -> Awaitable[None]:
         """Close the socket after what is already queued; awaiting is optional."""
@@ -377,6 +385,8 @@ class WebSocketHandler:
             if not self._aborted:
                 raise
             self._absorb_abort()
+        except ConnectionClosed:
+            pass  # the client left during the handshake
         except Exception:
             logger.exception("Middleware of %r failed", self)
             if not self._accepted:
@@ -403,7 +413,11 @@ class WebSocketHandler:
                 (name.encode("latin-1"), value.encode("latin-1"))
                 for name, value in self.accept_headers
             ]
-        await self._asgi_send(message)
+        try:
+            await self._asgi_send(message)
+        except Exception as error:  # the client left before the accept went out
+            logger.debug("Accept for %r not sent: %r", self, error)
+            raise ConnectionClosed(status.WS_1006_ABNORMAL_CLOSURE) from None
         self._accepted = self.connected = True
 
     async def _run(self) -> None:
