@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
-
-from asgiref.typing import ASGISendCallable
 
 from .exceptions import ConnectionClosed
 
@@ -83,7 +81,7 @@ class _Resume:
 
     __slots__ = ("_steps", "_first")
 
-    def __init__(self, steps: Iterator[Any], first: Any) -> None:
+    def __init__(self, steps: Generator[Any, Any, Any], first: Any) -> None:
         self._steps = steps
         self._first = first
 
@@ -119,7 +117,7 @@ class Outbox:
 
     def __init__(
         self,
-        send: ASGISendCallable,
+        send: Callable[[dict[str, Any]], Awaitable[None]],
         *,
         limit: int,
         on_overflow: Callable[[], None],
@@ -154,7 +152,7 @@ class Outbox:
         return pending
 
     def _step(self, message: dict[str, Any]) -> _Sent | _Dropped | PendingSend:
-        steps = self._send(message).__await__()  # type: ignore[attr-defined]
+        steps: Generator[Any, Any, Any] = self._send(message).__await__()  # type: ignore[assignment]
         try:
             first = next(steps)
         except StopIteration:

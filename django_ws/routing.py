@@ -81,7 +81,7 @@ class Router:
         patterns: list[Any] = [path("", include(module))] if module is not None else []
         patterns += registry.urlpatterns
         self.urlconf = _URLConf(patterns)
-        self.resolver = URLResolver(RegexPattern(r"^/"), self.urlconf)
+        self.resolver = URLResolver(RegexPattern(r"^/"), self.urlconf)  # type: ignore[arg-type]
         self._targets: dict[Any, type[WebSocketHandler]] = {}
         for pattern in _walk(self.resolver.url_patterns):
             self._targets[pattern.callback] = self._handler_class(pattern)
@@ -112,7 +112,7 @@ class Router:
 
     def reverse(self, name: str, args: Iterable[Any] | None = None, kwargs: dict[str, Any] | None = None) -> str:
         """Return the path of the route called ``name``."""
-        return django_reverse(name, urlconf=self.urlconf, args=args, kwargs=kwargs)
+        return django_reverse(name, urlconf=self.urlconf, args=args, kwargs=kwargs)  # type: ignore[arg-type]
 
 
 _routers: dict[tuple[Any, int], Router] = {}

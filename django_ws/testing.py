@@ -80,8 +80,10 @@ class WebSocketTestConnection:
         return self
 
     async def _next(self, timeout: float) -> dict[str, Any]:
+        assert self._task is not None, "open() first"
         getter = asyncio.ensure_future(self._from_app.get())
-        done, _ = await asyncio.wait({getter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[arg-type]
+        waiting: set[asyncio.Future[Any]] = {getter, self._task}
+        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if getter in done:
             return getter.result()
         getter.cancel()

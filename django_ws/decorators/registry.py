@@ -70,7 +70,7 @@ class RouteRegistry:
         """The registered routes as Django urlpatterns, in registration order."""
         return [
             (re_path if route.route.startswith("^") else path)(
-                route.route, route.handler_class, name=route.name
+                route.route, route.handler_class, name=route.name  # type: ignore[arg-type]
             )
             for route in self._routes.values()
         ]
