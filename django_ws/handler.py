@@ -39,6 +39,11 @@ _HOOKS = ("on_open", "on_message", "on_close", "on_error")
 open_connections: set[WebSocketHandler] = set()
 
 
+def _has_origin(scope: dict[str, Any]) -> bool:
+    """Return whether the handshake has an ``Origin`` header (a browser's)."""
+    return any(name == b"origin" for name, _ in scope.get("headers", ()))
+
+
 def _as_async(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Return ``function`` as an async callable; sync ones run in a worker thread."""
     if inspect.iscoroutinefunction(function):
@@ -72,6 +77,32 @@ class WebSocketHandler:
     max_message_size: ClassVar[int | None] = None
     max_send_queue: ClassVar[int | None] = None
     max_messages_per_second: ClassVar[float | None] = None
+
+    # Per-connection state lives in slots: an idle socket costs a few hundred bytes
+    # here, not a dict per instance. ``__dict__`` stays for subclasses' attributes.
+    __slots__ = (
+        "__dict__",
+        "scope",
+        "args",
+        "kwargs",
+        "connected",
+        "closed",
+        "tasks",
+        "_groups",
+        "subprotocol",
+        "close_code",
+        "close_reason",
+        "_receive",
+        "_asgi_send",
+        "_request",
+        "_accepted",
+        "_refused",
+        "_closing",
+        "_aborted",
+        "_loop",
+        "_task",
+        "_outbox",
+    )
 
     # Compiled once per class by __init_subclass__.
     _typed_hooks: ClassVar[dict[str, Callable[..., Awaitable[Any]]]] = {}
@@ -110,7 +141,7 @@ class WebSocketHandler:
         self.connected = False
         self.closed = False
         self.tasks: dict[str, asyncio.Task[Any]] = {}
-        self.groups: set[str] = set()
+        self._groups: set[str] | None = None
         self.subprotocol: str | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -340,6 +371,13 @@ class WebSocketHandler:
 
     # Groups -------------------------------------------------------------------
 
+    @property
+    def groups(self) -> set[str]:
+        """The groups this socket is in (made on first use)."""
+        if self._groups is None:
+            self._groups = set()
+        return self._groups
+
     async def join(self, group: str) -> None:
         """Add this socket to ``group``; it leaves by itself when the socket closes."""
         from .broadcast import get_backend
@@ -357,8 +395,9 @@ class WebSocketHandler:
             await get_backend().leave(group, self)
 
     async def _leave_all_groups(self) -> None:
-        for group in list(self.groups):
-            await self.leave(group)
+        if self._groups:
+            for group in list(self._groups):
+                await self.leave(group)
 
     # Lifecycle ----------------------------------------------------------------
 
@@ -370,7 +409,11 @@ class WebSocketHandler:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         check = get_settings().check_origin if self.check_origin is None else self.check_origin
-        if check and not origin_allowed(self.request, get_settings().allowed_origins):
+        if (
+            check
+            and _has_origin(self.scope)
+            and not origin_allowed(self.request, get_settings().allowed_origins)
+        ):
             logger.warning("Refused %r: Origin %r not allowed", self, self.request.META["HTTP_ORIGIN"])
             await self._refuse(403)
             return

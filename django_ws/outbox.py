@@ -124,7 +124,9 @@ class Outbox:
         on_lost: Callable[[BaseException], None],
     ) -> None:
         self._send = send
-        self._queue: deque[PendingSend] = deque()
+        # Made on first back-pressure: most sockets never need one, and an empty
+        # deque costs more memory than the rest of the outbox.
+        self._queue: deque[PendingSend] | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self.limit = limit
         self._on_overflow = on_overflow
@@ -136,7 +138,7 @@ class Outbox:
         return self.closed_code is not None
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return 0 if self._queue is None else len(self._queue)
 
     def put(self, message: dict[str, Any]) -> _Sent | _Dropped | PendingSend:
         """Send ``message`` now if nothing is ahead of it, else queue it."""
@@ -144,11 +146,14 @@ class Outbox:
             return _Dropped(self.closed_code)
         if self._drain_task is None:
             return self._step(message)
-        if len(self._queue) >= self.limit:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        elif len(queue) >= self.limit:
             self._on_overflow()
             return _Dropped(self.closed_code)
         pending = PendingSend(message)
-        self._queue.append(pending)
+        queue.append(pending)
         return pending
 
     def _step(self, message: dict[str, Any]) -> _Sent | _Dropped | PendingSend:
@@ -162,6 +167,8 @@ class Outbox:
             return _Dropped(self.closed_code)
         # The server applies back-pressure: finish this send in a task, in order.
         pending = PendingSend(message)
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(pending)
         self._drain_task = asyncio.get_running_loop().create_task(
             self._drain(_Resume(steps, first))
@@ -170,13 +177,16 @@ class Outbox:
 
     async def _drain(self, resume: _Resume | None) -> None:
         queue = self._queue
+        assert queue is not None
         try:
             if resume is not None:
                 await resume
-                queue.popleft()._settle()
+                if queue:  # ``shut`` may have emptied it meanwhile
+                    queue.popleft()._settle()
             while queue:
                 await self._send(queue[0].message)  # type: ignore[arg-type]
-                queue.popleft()._settle()
+                if queue:
+                    queue.popleft()._settle()
         except asyncio.CancelledError:
             pass
         except Exception as error:
@@ -199,6 +209,7 @@ class Outbox:
         error = ConnectionClosed(code)
         while self._queue:
             self._queue.popleft()._settle(error)
+        self._queue = None
         task = self._drain_task
         if task is not None and task is not asyncio.current_task():
             task.cancel()
