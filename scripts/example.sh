@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run the example project on http://127.0.0.1:8000/ (Ctrl-C stops it). The
+# first run builds .venv/example; later runs re-use it.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+log "Virtualenv .venv/example"
+ensure_venv .venv/example "$(pick_python 3.11)" -e ".[server,redis]"
+python=$PWD/.venv/example/bin/python
+
+cd example
+log "Database"
+"$python" manage.py migrate --noinput
+log "Demo user"
+"$python" manage.py ensure_demo_user
+log "Serving on http://127.0.0.1:8000/"
+exec "$python" manage.py runserver 127.0.0.1:8000

@@ -1,0 +1,98 @@
+"""Fixtures for end-to-end tests: real servers, the shared Redis, a private Redis.
+
+- ``live_server_factory(settings_overrides=None, uvicorn_args=None)`` starts a
+  ``LiveServer`` (uvicorn running ``tests.asgi``) and stops it after the test.
+  Server processes read the test database file, so a test that gives them rows
+  needs ``transactional_db``.
+- ``redis_url`` is database 15 of the shared Redis on 127.0.0.1:6379, flushed.
+- ``private_redis`` is a redis-server of the test's own, safe to stop and start.
+- ``chromium_executable`` is the path to Debian's Chromium for browser tests.
+
+A missing Redis or Chromium fails the test with a message saying what to
+install: ``bash scripts/test.sh`` sets both up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.live_server import (
+    LiveServer,
+    PrivateRedis,
+    port_accepts,
+    redis_server_executable,
+)
+
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/15"
+CHROMIUM = "/usr/bin/chromium"
+
+LiveServerFactory = Callable[..., LiveServer]
+
+
+@pytest.fixture
+def live_server_factory() -> Iterator[LiveServerFactory]:
+    servers: list[LiveServer] = []
+
+    def start(
+        settings_overrides: dict[str, Any] | None = None,
+        uvicorn_args: list[str] | None = None,
+        **options: Any,
+    ) -> LiveServer:
+        server = LiveServer(settings_overrides, uvicorn_args, **options)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        try:
+            server.stop()
+            # Captured output, which pytest shows only when the test fails.
+            print(f"--- log of {server!r}:\n{server.log_text()}")
+        finally:
+            server.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    if not port_accepts(6379):
+        pytest.fail(
+            "Redis is not reachable on 127.0.0.1:6379. Run the tests with "
+            "`bash scripts/test.sh`, which starts it, or start redis-server."
+        )
+    client = redis.Redis.from_url(SHARED_REDIS_URL)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return SHARED_REDIS_URL
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    executable = redis_server_executable()
+    if executable is None:
+        pytest.fail(
+            "redis-server is missing: install it (apt-get install redis-server) "
+            "or set DJANGO_WS_TEST_REDIS_SERVER to its path."
+        )
+    server = PrivateRedis(executable)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def chromium_executable() -> str:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"Chromium is missing ({CHROMIUM}): browser tests need Debian's "
+            "chromium package (apt-get install chromium chromium-driver), which "
+            "`bash scripts/test.sh` installs."
+        )
+    return CHROMIUM
