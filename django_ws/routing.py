@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 FROM_SETTINGS: Any = object()
 
 
+#: How many resolved paths a router remembers before starting afresh.
+_CACHE_SIZE = 4096
+
+
 class _URLConf:
     """The combined urlconf: the ws urlconf module, then the decorated routes."""
 
@@ -83,6 +87,7 @@ class Router:
         self.urlconf = _URLConf(patterns)
         self.resolver = URLResolver(RegexPattern(r"^/"), self.urlconf)  # type: ignore[arg-type]
         self._targets: dict[Any, type[WebSocketHandler]] = {}
+        self._cache: dict[str, tuple[type[WebSocketHandler], tuple[Any, ...], dict[str, Any]]] = {}
         for pattern in _walk(self.resolver.url_patterns):
             self._targets[pattern.callback] = self._handler_class(pattern)
 
@@ -103,12 +108,23 @@ class Router:
         )
 
     def resolve(self, path_info: str) -> tuple[type[WebSocketHandler], tuple[Any, ...], dict[str, Any]] | None:
-        """Return the handler class and URL arguments for ``path_info``, or ``None``."""
-        try:
-            match = self.resolver.resolve(path_info)
-        except Resolver404:
-            return None
-        return self._targets[match.func], tuple(match.args), match.kwargs
+        """Return the handler class and URL arguments for ``path_info``, or ``None``.
+
+        Results are cached by path (the resolver is a pure function of it), so a
+        busy route costs one dict lookup per connection instead of a regex walk.
+        """
+        cached = self._cache.get(path_info)
+        if cached is None:
+            try:
+                match = self.resolver.resolve(path_info)
+            except Resolver404:
+                return None
+            cached = (self._targets[match.func], tuple(match.args), match.kwargs)
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[path_info] = cached
+        handler_class, args, kwargs = cached
+        return handler_class, args, dict(kwargs)
 
     def reverse(self, name: str, args: Iterable[Any] | None = None, kwargs: dict[str, Any] | None = None) -> str:
         """Return the path of the route called ``name``."""
