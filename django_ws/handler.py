@@ -21,7 +21,7 @@ from .chain import chain_for
 from .codecs import Codec, JSONCodec
 from .conf import get_settings
 from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
-from .hooks import HookSpec, marks_of
+from .hooks import HookSpec, alias_marked_hooks, marks_of
 from .origin import origin_allowed
 from .outbox import SENT, Outbox
 from .ratelimit import RateLimiter
@@ -110,6 +110,7 @@ class WebSocketHandler:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        alias_marked_hooks(cls, _HOOKS)
         for name in _HOOKS:
             hook = cls.__dict__.get(name)
             if hook is not None and not inspect.iscoroutinefunction(hook):

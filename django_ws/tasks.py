@@ -20,8 +20,10 @@ async def run_every(
     """Await ``function()`` every ``seconds`` on a fixed grid, never overlapping itself.
 
     The first run is one period from now (at once with ``immediate``). A run that
-    overruns its period skips the ticks it missed instead of bunching up. Without
-    ``on_error`` an exception ends the schedule; with it, the schedule goes on.
+    overruns its period skips the ticks it missed instead of bunching up. A
+    non-None result goes to ``on_result`` (``send``). Without ``on_error`` an
+    exception ends the schedule; with it, the schedule goes on. The socket closing
+    (``ConnectionClosed``) ends it quietly.
     """
     loop = asyncio.get_running_loop()
     due = loop.time() + (0 if immediate else seconds)
@@ -31,15 +33,14 @@ async def run_every(
             await asyncio.sleep(delay)
         try:
             result = await function()
+            if result is not None and on_result is not None:
+                await on_result(result)
         except ConnectionClosed:
             return
         except Exception as error:
             if on_error is None:
                 raise
             on_error(error)
-        else:
-            if result is not None and on_result is not None:
-                await on_result(result)
         due += seconds
         now = loop.time()
         if due <= now:

@@ -7,7 +7,15 @@
 
 from __future__ import annotations
 
-from .marks import background, on_close, on_error, on_message, on_open, periodic, use_middleware
+from .marks import (
+    background,
+    on_close,
+    on_error,
+    on_message,
+    on_open,
+    periodic,
+    use_middleware,
+)
 from .registry import RouteRegistry, routes
 from .route import Route, ws_route
 

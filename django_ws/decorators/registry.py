@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path, re_path
 
+from ..hooks import describe, route_of
+
 if TYPE_CHECKING:
     from ..handler import WebSocketHandler
     from .route import Route
@@ -34,14 +36,15 @@ class RouteRegistry:
     def __len__(self) -> int:
         return len(self._routes)
 
-    def register(self, route: Route) -> None:
-        """Add ``route``; a path that is already registered raises."""
+    def register(self, route: Route, target: Any) -> None:
+        """Add ``route``, about to serve ``target``; a path registered twice raises."""
         existing = self._routes.get(route.route)
-        if existing is not None:
+        if existing is not None and existing is not route:
             raise ImproperlyConfigured(
-                f"The WebSocket path {route.route!r} is registered twice. Give one of "
-                "the routes another path, or register the second hook on the first "
-                "route (room = ws_route(...); @room.on_message ...)."
+                f"The WebSocket path {route.route!r} is registered twice: by "
+                f"{existing.describe()} and by {describe(target)}. Give one of them "
+                "another path, or make the second a hook of the first route "
+                "(room = ws_route(...); @room.on_message ...)."
             )
         self._routes[route.route] = route
         self.version += 1
@@ -59,10 +62,12 @@ class RouteRegistry:
 
     def handler_for(self, target: Any) -> type[WebSocketHandler] | None:
         """Return the compiled handler class that serves ``target``, if any."""
-        try:
-            route = self._targets.get(inspect.unwrap(target))
-        except TypeError:  # unhashable target
-            return None
+        route = route_of(target)
+        if route is None:
+            try:
+                route = self._targets.get(inspect.unwrap(target))
+            except TypeError:  # unhashable target
+                return None
         return None if route is None else route.handler_class
 
     @property

@@ -9,7 +9,7 @@ Signatures are checked when a hook is added, so mistakes fail at import.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -17,21 +17,28 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from ..handler import WebSocketHandler
-from ..hooks import HookSpec, mark, marks_of
+from ..hooks import HookSpec, MarkedFunction, describe, mark, marks_of, route_of
 from . import marks
 from .registry import RouteRegistry, routes
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: How many positional arguments each hook kind is called with (ws first).
-_POSITIONAL = {
-    "on_open": 1,
-    "on_close": 1,
-    "on_error": 2,
-    "on_message": 2,
-    "periodic": 1,
-    "background": 1,
+#: The positional arguments each hook kind is called with (ws first).
+_ARGUMENTS = {
+    "on_open": ("ws",),
+    "on_close": ("ws",),
+    "on_error": ("ws", "error"),
+    "on_message": ("ws", "data"),
+    "periodic": ("ws",),
+    "background": ("ws",),
 }
+
+#: Handler class attributes that ``ws_route(**options)`` may set.
+OPTIONS = frozenset(
+    name
+    for name, hint in WebSocketHandler.__annotations__.items()
+    if not name.startswith("_") and "ClassVar" in str(hint) and name != "middleware"
+)
 
 
 def _url_kwarg_names(route: str) -> frozenset[str]:
@@ -39,12 +46,12 @@ def _url_kwarg_names(route: str) -> frozenset[str]:
     return frozenset(pattern.regex.groupindex)
 
 
-def _describe(function: Any) -> str:
-    return f"{function.__module__}.{function.__qualname__}"
-
-
 class Route:
-    """One WebSocket route: its path, name, middleware and hooks."""
+    """One WebSocket route: its path, name, middleware and hooks.
+
+    It joins its registry when it gets its first hook (or class), so the error
+    for a path registered twice can name both functions.
+    """
 
     def __init__(
         self,
@@ -64,82 +71,146 @@ class Route:
         self.hooks: list[tuple[HookSpec, Callable[..., Any]]] = []
         self.handler_class_given: type[WebSocketHandler] | None = None
         self._compiled: type[WebSocketHandler] | None = None
-        self.registry.register(self)
 
     def __repr__(self) -> str:
         return f"<Route {self.route!r} name={self.name!r}>"
 
+    def describe(self) -> str:
+        """Name what this route serves, for configuration errors."""
+        if self.handler_class_given is not None:
+            return describe(self.handler_class_given)
+        return describe(self.hooks[0][1]) if self.hooks else f"ws_route({self.route!r})"
+
     # Decorating ---------------------------------------------------------------
 
     def __call__(self, target: F) -> F:
-        """Serve ``target`` here: a handler class, or a (marked) function."""
+        """Serve ``target`` here: a handler class, or a (marked) function.
+
+        A function without marks is the route's ``on_message``. The function comes
+        back unchanged for its callers, carrying its marks and this route.
+        """
         if isinstance(target, type):
             return self._take_class(target)  # type: ignore[return-value]
-        specs = marks_of(target) or (HookSpec("on_message"),)
+        if not callable(target):
+            raise ImproperlyConfigured(
+                f"ws_route({self.route!r}) decorates a function or a "
+                f"WebSocketHandler subclass, got {target!r}."
+            )
+        specs = marks_of(target)
+        if not specs:
+            self._add(HookSpec("on_message"), target, implicit=True)
+            return self._routed(target, (HookSpec("on_message"),))
         for spec in specs:
             self._add(spec, target)
-        return target
+        return self._routed(target, specs)
 
     def _take_class(self, handler_class: type) -> type:
         if not issubclass(handler_class, WebSocketHandler):
             raise ImproperlyConfigured(
-                f"ws_route({self.route!r}) decorates {handler_class.__qualname__}, which "
+                f"ws_route({self.route!r}) decorates {describe(handler_class)}, which "
                 "is not a WebSocketHandler subclass. Subclass WebSocketHandler, or "
                 "decorate a function."
             )
         if self.hooks or self.handler_class_given is not None:
             raise ImproperlyConfigured(
-                f"ws_route({self.route!r}) already has a handler; a class route takes "
-                "no other hooks."
+                f"ws_route({self.route!r}) already serves {self.describe()}; it cannot "
+                f"also serve {describe(handler_class)}. Give the class a route of its "
+                "own."
             )
+        self.registry.register(self, handler_class)
+        self.handler_class_given = handler_class
         handler_class.middleware = (*self.middleware, *handler_class.middleware)
         for option, value in self.options.items():
             setattr(handler_class, option, value)
-        self.handler_class_given = handler_class
         self.registry.add_target(handler_class, self)
         return handler_class
 
-    def _add(self, spec: HookSpec, function: Callable[..., Any]) -> None:
+    def _add(
+        self, spec: HookSpec, function: Callable[..., Any], *, implicit: bool = False
+    ) -> None:
         if self.handler_class_given is not None:
             raise ImproperlyConfigured(
                 f"ws_route({self.route!r}) serves the class "
-                f"{self.handler_class_given.__qualname__}; add {_describe(function)} "
+                f"{describe(self.handler_class_given)}; add {describe(function)} "
                 "to that class as a method instead."
             )
-        self._check_signature(spec, function)
+        self._check_signature(spec, function, implicit=implicit)
         for existing, other in self.hooks:
-            if (existing.kind, existing.message_type, existing.task_id) == (
+            if existing.kind == "periodic" or (
+                existing.kind,
+                existing.message_type,
+                existing.task_id,
+            ) != (
                 spec.kind,
                 spec.message_type,
                 spec.task_id,
-            ) and spec.kind not in ("periodic",):
-                what = spec.kind + (f"(type={spec.message_type!r})" if spec.message_type else "")
-                raise ImproperlyConfigured(
-                    f"ws_route({self.route!r}) has two {what} hooks: "
-                    f"{_describe(other)} and {_describe(function)}. Keep one, or give "
-                    "them different message types."
+            ):
+                continue
+            raise ImproperlyConfigured(
+                f"ws_route({self.route!r}) has two {spec} hooks: "
+                f"{describe(other)} and {describe(function)}. Keep one"
+                + (
+                    ", or give them different message types with "
+                    "@on_message(type=...)."
+                    if spec.kind == "on_message"
+                    else (
+                        ", or give them different task ids."
+                        if spec.kind == "background"
+                        else "."
+                    )
                 )
+            )
+        if not self.hooks:
+            self.registry.register(self, function)
         self.hooks.append((spec, function))
         self._compiled = None
         self.registry.add_target(function, self)
 
-    def _check_signature(self, spec: HookSpec, function: Callable[..., Any]) -> None:
-        positional = _POSITIONAL[spec.kind]
+    def _routed(self, function: Any, specs: tuple[HookSpec, ...]) -> Any:
+        raw = inspect.unwrap(function)
+        if route_of(function) is self:
+            specs = marks_of(function) + specs
+        return MarkedFunction(raw, specs, route=self)
+
+    def _check_signature(
+        self, spec: HookSpec, function: Callable[..., Any], *, implicit: bool = False
+    ) -> None:
+        raw = inspect.unwrap(function)
+        if inspect.isgeneratorfunction(raw):
+            raise ImproperlyConfigured(
+                f"{describe(function)} is a generator; the @{spec} hook of "
+                f"ws_route({self.route!r}) must be a function ('def' or 'async def'). "
+                "To stream values, make it an 'async def' with 'yield' under "
+                "@background."
+            )
+        if inspect.isasyncgenfunction(raw) and spec.kind != "background":
+            raise ImproperlyConfigured(
+                f"{describe(function)} is an async generator; only a @background hook "
+                f"can stream values, not the @{spec} hook of ws_route({self.route!r}). "
+                "Return the value to send instead of yielding it."
+            )
         try:
             signature = inspect.signature(function)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # a builtin or C callable: cannot tell
             return
-        url_kwargs = {name: None for name in self._accepted_kwargs(function)}
+        arguments = _ARGUMENTS[spec.kind]
+        url_kwargs = dict.fromkeys(self._accepted_kwargs(function))
         try:
-            signature.bind(*range(positional), **url_kwargs)
+            signature.bind(*arguments, **url_kwargs)
         except TypeError as error:
-            arguments = ["ws", "data" if spec.kind == "on_message" else "error"][:positional]
             accepted = ", ".join([*arguments, *sorted(self.url_kwargs)])
             raise ImproperlyConfigured(
-                f"{_describe(function)} cannot be a {spec.kind} hook of "
-                f"ws_route({self.route!r}): {error}. It is called with ({accepted}) "
-                "where URL kwargs are passed only if named in the signature or taken "
+                f"{describe(function)} cannot be the @{spec} hook of "
+                f"ws_route({self.route!r}): {error}. It is called with ({accepted}); "
+                "URL kwargs are passed only if named in the signature or taken "
                 "with **kwargs."
+                + (
+                    " A function under @ws_route without a hook decorator below it "
+                    "is the route's on_message; if a hook decorator is above "
+                    "@ws_route, move @ws_route to the top."
+                    if implicit
+                    else ""
+                )
             ) from None
 
     def _accepted_kwargs(self, function: Callable[..., Any]) -> frozenset[str]:
@@ -149,51 +220,66 @@ class Route:
             return frozenset()
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
             return self.url_kwargs
-        names = {p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+        names = {
+            p.name
+            for p in parameters
+            if p.kind is not inspect.Parameter.POSITIONAL_ONLY
+        }
         return self.url_kwargs & names
+
+    def _hook(self, function: Any, spec: HookSpec) -> Any:
+        if marks_of(function) and route_of(function) is None:
+            raise ImproperlyConfigured(
+                f"{describe(function)} is already marked "
+                f"@{', @'.join(map(str, marks_of(function)))}; it cannot also be "
+                f"added with @route.{spec.kind}. Register it once: "
+                f"ws_route({self.route!r})({function.__name__}) takes its marks."
+            )
+        self._add(spec, function)
+        return self._routed(function, (spec,))
 
     def on_open(self, function: F) -> F:
         """Add ``function(ws, **url_kwargs)`` as this route's ``on_open``."""
-        self._add(HookSpec("on_open"), function)
-        return function
+        return self._hook(function, HookSpec("on_open"))  # type: ignore[no-any-return]
 
     def on_close(self, function: F) -> F:
         """Add ``function(ws, **url_kwargs)`` as this route's ``on_close``."""
-        self._add(HookSpec("on_close"), function)
-        return function
+        return self._hook(function, HookSpec("on_close"))  # type: ignore[no-any-return]
 
     def on_error(self, function: F) -> F:
         """Add ``function(ws, error, **url_kwargs)`` as this route's ``on_error``."""
-        self._add(HookSpec("on_error"), function)
-        return function
+        return self._hook(function, HookSpec("on_error"))  # type: ignore[no-any-return]
 
     def on_message(self, function: Any = None, /, *, type: str | None = None) -> Any:
         """Add a message hook, for every message or for one ``type``."""
-        marks.on_message(type=type)  # validates ``type``
 
         def decorate(function: F) -> F:
-            self._add(HookSpec("on_message", message_type=type), function)
-            return function
+            return self._hook(function, marks.message_spec(type, function))  # type: ignore[no-any-return]
 
         return decorate if function is None else decorate(function)
 
-    def periodic(self, seconds: float, *, immediate: bool = False) -> Callable[[F], F]:
+    def periodic(
+        self, seconds: float = marks._MISSING, *, immediate: bool = False
+    ) -> Callable[[F], F]:
         """Add ``function(ws, **url_kwargs)`` to run every ``seconds``."""
-        spec = marks_of(marks.periodic(seconds, immediate=immediate)(_placeholder))[0]
+        if callable(seconds):
+            marks.periodic(seconds)  # raises the bare-decorator error
 
         def decorate(function: F) -> F:
-            self._add(spec, function)
-            return function
+            period = None if seconds is marks._MISSING else seconds
+            spec = marks.periodic_spec(period, immediate, function)
+            return self._hook(function, spec)  # type: ignore[no-any-return]
 
         return decorate
 
-    def background(self, task_id: str) -> Callable[[F], F]:
+    def background(self, task_id: str = marks._MISSING) -> Callable[[F], F]:
         """Add ``function(ws, **url_kwargs)`` as background task ``task_id``."""
-        spec = marks_of(marks.background(task_id)(_placeholder))[0]
+        if callable(task_id):
+            marks.background(task_id)  # raises the bare-decorator error
 
         def decorate(function: F) -> F:
-            self._add(spec, function)
-            return function
+            given = None if task_id is marks._MISSING else task_id
+            return self._hook(function, marks.background_spec(given, function))  # type: ignore[no-any-return]
 
         return decorate
 
@@ -214,7 +300,7 @@ class Route:
                 f"ws_route({self.route!r}) has no hooks: decorate a function with it "
                 "or add one with @route.on_message."
             )
-        first = self.hooks[0][1]
+        first = inspect.unwrap(self.hooks[0][1])
         namespace: dict[str, Any] = {
             "__module__": first.__module__,
             "__qualname__": first.__qualname__,
@@ -223,20 +309,31 @@ class Route:
             **self.options,
         }
         for index, (spec, function) in enumerate(self.hooks):
-            method = self._method(spec, function)
+            method = self._method(function)
             if spec.kind in ("periodic", "background") or spec.message_type is not None:
-                namespace[f"_{spec.kind}_{index}_{function.__name__}"] = mark(method, spec)
+                # Named after the function where that shadows nothing, so task ids
+                # read ``periodic:tick``; the handler finds these by their mark.
+                attribute = function.__name__
+                if attribute in namespace or hasattr(WebSocketHandler, attribute):
+                    attribute = f"_{spec.kind}_{index}_{attribute}"
+                namespace[attribute] = mark(method, spec)
             else:
                 namespace[spec.kind] = method
         return type(first.__name__, (WebSocketHandler,), namespace)
 
-    def _method(self, spec: HookSpec, function: Callable[..., Any]) -> Callable[..., Any]:
+    def _method(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """Return ``function`` as a method of the compiled class, URL kwargs passed."""
         raw = inspect.unwrap(function)
         names = tuple(sorted(self._accepted_kwargs(function)))
         if inspect.isasyncgenfunction(raw):
-            if names:
-                return lambda ws, *args: raw(ws, *args, **{n: ws.kwargs[n] for n in names})
-            return raw
+            if not names:
+                return raw
+
+            async def stream(ws: WebSocketHandler, *args: Any) -> AsyncIterator[Any]:
+                async for item in raw(ws, *args, **{n: ws.kwargs[n] for n in names}):
+                    yield item
+
+            return _named(stream, raw)
         call = raw if inspect.iscoroutinefunction(raw) else sync_to_async(raw)
         if not names and call is raw:
             return raw  # bound as a method as is: no wrapper on the message path
@@ -250,12 +347,13 @@ class Route:
             async def method(ws: WebSocketHandler, *args: Any) -> Any:
                 return await call(ws, *args, **{n: ws.kwargs[n] for n in names})
 
-        method.__name__, method.__qualname__ = raw.__name__, raw.__qualname__
-        return method
+        return _named(method, raw)
 
 
-def _placeholder(ws: Any) -> None:  # pragma: no cover - only carries a mark
-    pass
+def _named(method: F, function: Callable[..., Any]) -> F:
+    method.__name__, method.__qualname__ = function.__name__, function.__qualname__
+    method.__doc__ = function.__doc__
+    return method
 
 
 def ws_route(
@@ -275,11 +373,19 @@ def ws_route(
     ``options`` set handler class attributes such as ``subprotocols`` or
     ``check_origin``.
     """
+    if not isinstance(route, str):
+        where = f" above {describe(route)}" if callable(route) else ""
+        raise ImproperlyConfigured(
+            f"ws_route needs a path first: write @ws_route('chat/<str:room>'){where}, "
+            f"not {'a bare @ws_route' if where else repr(route)}."
+        )
     for option in options:
-        if not hasattr(WebSocketHandler, option):
+        if option not in OPTIONS:
             raise ImproperlyConfigured(
-                f"ws_route({route!r}) got an unknown option {option!r}; options are "
-                "WebSocketHandler class attributes such as 'subprotocols', "
-                "'check_origin', 'codec' or 'max_message_size'."
+                f"ws_route({route!r}) got an unknown option {option!r}. Options are "
+                f"name, middleware, registry and the handler attributes "
+                f"{', '.join(sorted(OPTIONS))}."
             )
-    return Route(route, name=name, middleware=middleware, registry=registry, options=options)
+    return Route(
+        route, name=name, middleware=middleware, registry=registry, options=options
+    )
