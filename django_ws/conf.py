@@ -15,6 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from .origin import validate_allowed_origins
+
 DEFAULT_BROADCAST = {"BACKEND": "django_ws.broadcast.MemoryBackend"}
 
 
@@ -83,7 +85,9 @@ def get_settings() -> WebSocketSettings:
         middleware=_strings("WS_MIDDLEWARE", read("WS_MIDDLEWARE", [])),
         autodiscover=_bool("WS_AUTODISCOVER", read("WS_AUTODISCOVER", True)),
         check_origin=_bool("WS_CHECK_ORIGIN", read("WS_CHECK_ORIGIN", True)),
-        allowed_origins=_strings("WS_ALLOWED_ORIGINS", read("WS_ALLOWED_ORIGINS", [])),
+        allowed_origins=validate_allowed_origins(
+            _strings("WS_ALLOWED_ORIGINS", read("WS_ALLOWED_ORIGINS", []))
+        ),
         max_message_size=_positive_number(
             "WS_MAX_MESSAGE_SIZE", read("WS_MAX_MESSAGE_SIZE", 1024 * 1024)
         ),

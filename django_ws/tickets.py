@@ -13,10 +13,10 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
 
 from .conf import get_settings
 
@@ -53,9 +53,15 @@ def redeem_ticket(ticket: str) -> Any:
     return user
 
 
-@login_required
+@never_cache
 def ticket_view(request: HttpRequest) -> JsonResponse:
-    """A view that issues a ticket to the logged-in user: ``{"ticket", "expires_in"}``."""
+    """Issue a ticket to the logged-in user: ``{"ticket": ..., "expires_in": 30}``.
+
+    Anonymous users get HTTP 403 ``{"error": "login required"}`` rather than a
+    redirect to the login page, since the caller is a script, not a person.
+    """
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "login required"}, status=403)
     return JsonResponse(
         {"ticket": issue_ticket(request.user), "expires_in": get_settings().ticket_max_age}
     )
