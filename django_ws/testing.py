@@ -136,10 +136,16 @@ class WebSocketTestConnection:
         return int(self.close_code or 1000)
 
     async def assert_nothing_received(self, timeout: float = 0.1) -> None:
-        """Fail if the application sends anything within ``timeout`` seconds."""
+        """Fail if the application sends anything within ``timeout`` seconds.
+
+        An application that ended without sending more passes (its exception, if
+        it raised one, is raised here).
+        """
         try:
-            message = await self._next(timeout)
+            message = await asyncio.wait_for(self._from_app.get(), timeout)
         except asyncio.TimeoutError:
+            if self._task is not None and self._task.done():
+                self._task.result()
             return
         raise AssertionError(f"Expected nothing, received {message!r}")
 
