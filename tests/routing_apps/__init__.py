@@ -1,0 +1,1 @@
+"""Small ws urlconfs and middleware for the routing and chain tests."""

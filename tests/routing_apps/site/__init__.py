@@ -1,0 +1,1 @@
+"""A site whose ROOT_URLCONF has a ws_urls sibling."""

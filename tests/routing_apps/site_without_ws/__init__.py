@@ -1,0 +1,1 @@
+"""A site with no ws_urls module: it serves no WebSocket routes."""
