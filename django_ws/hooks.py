@@ -86,8 +86,19 @@ def mark(function: Any, spec: HookSpec) -> MarkedFunction:
                 f"{describe(function)}, so the route never sees it. Put @ws_route "
                 "outermost (first line), with the hook decorators below it."
             )
-        return MarkedFunction(function.__wrapped__, function._self_hook_specs + (spec,))
+        return MarkedFunction(unmarked(function), function._self_hook_specs + (spec,))
     return MarkedFunction(function, (spec,))
+
+
+def unmarked(value: Any) -> Any:
+    """Return ``value`` without its marks: the function as its author wrote it.
+
+    Only our own wrappers are removed; a ``functools.wraps`` decorator of the
+    user's stays, so it still runs (``inspect.unwrap`` would skip it).
+    """
+    while isinstance(value, MarkedFunction):
+        value = value.__wrapped__
+    return value
 
 
 def marks_of(value: Any) -> tuple[HookSpec, ...]:

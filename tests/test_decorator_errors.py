@@ -27,6 +27,7 @@ from django_ws import (
     ws_route,
 )
 from django_ws.decorators import RouteRegistry
+from django_ws.decorators.route import OPTIONS
 
 HERE = "tests.test_decorator_errors"
 
@@ -420,10 +421,24 @@ def test_an_unknown_ws_route_option() -> None:
 
     assert message(error) == (
         "ws_route('echo') got an unknown option 'max_size'. Options are name, "
-        "middleware, registry and the handler attributes PING_INTERVAL, "
-        "accept_headers, check_origin, codec, max_message_size, "
-        "max_messages_per_second, max_send_queue, message_type_key, subprotocols."
+        "middleware, registry and the handler attributes "
+        f"{', '.join(sorted(OPTIONS))}."
     )
+
+
+def test_the_options_are_the_handlers_public_class_attributes() -> None:
+    assert {
+        "PING_INTERVAL",
+        "accept_headers",
+        "check_origin",
+        "codec",
+        "max_message_size",
+        "max_messages_per_second",
+        "max_send_queue",
+        "message_type_key",
+        "subprotocols",
+    } <= OPTIONS
+    assert not {"middleware", "on_open", "send", "_typed_hooks"} & OPTIONS
 
 
 def test_a_method_name_is_not_a_ws_route_option() -> None:

@@ -10,6 +10,7 @@ fixture: once against ``@ws_route`` functions and once against an equivalent
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import threading
@@ -276,6 +277,31 @@ async def test_decorated_functions_stay_directly_callable() -> None:
     ]
     tick(ws, "lobby")
     assert ws.sent == [{"loud": "HI"}, {"tick": "lobby"}]
+
+
+async def test_a_decorator_of_your_own_under_ws_route_still_runs() -> None:
+    calls: list[str] = []
+
+    def traced(function: Any) -> Any:
+        @functools.wraps(function)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls.append(function.__name__)
+            return await function(*args, **kwargs)
+
+        return wrapper
+
+    reg = RouteRegistry()
+    room = ws_route("rooms/<slug:name>", registry=reg)
+
+    @room.on_message
+    @traced
+    async def said(ws: Any, data: Any, name: str) -> Any:
+        return {"said": data, "room": name}
+
+    async with client(reg).connect("/rooms/lobby") as ws:
+        await ws.send_json("hi")
+        assert await ws.receive_json() == {"said": "hi", "room": "lobby"}
+    assert calls == ["said"]
 
 
 async def test_marked_methods_stay_callable_on_the_class_and_on_instances() -> None:

@@ -8,13 +8,12 @@ them after the ws urlconf, and ``include(routes.urlpatterns)`` works in a
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path, re_path
 
-from ..hooks import describe, route_of
+from ..hooks import describe, route_of, unmarked
 
 if TYPE_CHECKING:
     from ..handler import WebSocketHandler
@@ -57,7 +56,7 @@ class RouteRegistry:
 
     def add_target(self, target: Any, route: Route) -> None:
         """Remember that ``target`` (a function or class) is served by ``route``."""
-        self._targets[inspect.unwrap(target)] = route
+        self._targets[unmarked(target)] = route
         self.version += 1
 
     def handler_for(self, target: Any) -> type[WebSocketHandler] | None:
@@ -65,7 +64,7 @@ class RouteRegistry:
         route = route_of(target)
         if route is None:
             try:
-                route = self._targets.get(inspect.unwrap(target))
+                route = self._targets.get(unmarked(target))
             except TypeError:  # unhashable target
                 return None
         return None if route is None else route.handler_class

@@ -17,7 +17,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from ..handler import WebSocketHandler
-from ..hooks import HookSpec, MarkedFunction, describe, mark, marks_of, route_of
+from ..hooks import (
+    HookSpec,
+    MarkedFunction,
+    describe,
+    mark,
+    marks_of,
+    route_of,
+    unmarked,
+)
 from . import marks
 from .registry import RouteRegistry, routes
 
@@ -167,7 +175,7 @@ class Route:
         self.registry.add_target(function, self)
 
     def _routed(self, function: Any, specs: tuple[HookSpec, ...]) -> Any:
-        raw = inspect.unwrap(function)
+        raw = unmarked(function)
         if route_of(function) is self:
             specs = marks_of(function) + specs
         return MarkedFunction(raw, specs, route=self)
@@ -175,7 +183,7 @@ class Route:
     def _check_signature(
         self, spec: HookSpec, function: Callable[..., Any], *, implicit: bool = False
     ) -> None:
-        raw = inspect.unwrap(function)
+        raw = unmarked(function)
         if inspect.isgeneratorfunction(raw):
             raise ImproperlyConfigured(
                 f"{describe(function)} is a generator; the @{spec} hook of "
@@ -300,7 +308,7 @@ class Route:
                 f"ws_route({self.route!r}) has no hooks: decorate a function with it "
                 "or add one with @route.on_message."
             )
-        first = inspect.unwrap(self.hooks[0][1])
+        first = unmarked(self.hooks[0][1])
         namespace: dict[str, Any] = {
             "__module__": first.__module__,
             "__qualname__": first.__qualname__,
@@ -323,7 +331,7 @@ class Route:
 
     def _method(self, function: Callable[..., Any]) -> Callable[..., Any]:
         """Return ``function`` as a method of the compiled class, URL kwargs passed."""
-        raw = inspect.unwrap(function)
+        raw = unmarked(function)
         names = tuple(sorted(self._accepted_kwargs(function)))
         if inspect.isasyncgenfunction(raw):
             if not names:

@@ -161,7 +161,8 @@ def log_in(username: str) -> str:
     """Create ``username`` and return a session cookie for it."""
     client = Client()
     client.force_login(User.objects.create_user(username=username))
-    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -214,7 +215,7 @@ async def test_class_periodic_and_background_stop_when_the_client_leaves(
     assert count(await debug_state(server), "push") == pushes
 
 
-# Sync hooks ----------------------------------------------------------------------------
+# Sync hooks -------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
