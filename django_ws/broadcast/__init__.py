@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..conf import clears_on_settings_change, get_settings
-from .base import BaseBackend, Presence, exclusion_ids, send_event
+from .base import BaseBackend, Presence, check_group, exclusion_ids, send_event
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -86,9 +86,15 @@ async def broadcast(
     """Send ``data`` to every member of ``group`` in every process.
 
     ``data`` is JSON-encoded once; with ``raw=True`` a ``str`` goes as a text frame
-    and ``bytes`` as a binary frame. ``exclude`` names connections to skip.
+    and ``bytes`` as a binary frame. ``exclude`` names connections to skip. A group
+    with no members is a no-op. Raises ``BroadcastError`` when the backend cannot
+    carry it to other processes within its timeout (members in this process still
+    get it).
     """
-    await get_backend().publish(group, send_event(data, raw=raw), exclusion_ids(exclude))
+    check_group(group)
+    await get_backend().publish(
+        group, send_event(data, raw=raw), exclusion_ids(exclude)
+    )
 
 
 def broadcast_sync(
@@ -99,9 +105,11 @@ def broadcast_sync(
     raw: bool = False,
 ) -> None:
     """``broadcast`` for sync code: views, signals, management commands, Celery."""
+    check_group(group)
     get_backend().publish_sync(group, send_event(data, raw=raw), exclusion_ids(exclude))
 
 
 async def presence(group: str) -> Presence:
     """Return the live members of ``group`` across processes (count and users)."""
+    check_group(group)
     return await get_backend().presence(group)

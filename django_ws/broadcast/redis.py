@@ -1,0 +1,578 @@
+"""The Redis backend: one PUBLISH per broadcast, fan-out inside each process.
+
+Every group is a Redis channel (``<PREFIX>:g:<group>``). A process SUBSCRIBEs only
+to the groups it has members in, on one pub/sub connection read by one task, and
+hands each message to its members itself; so a broadcast costs Redis one PUBLISH
+and one copy per subscribed process, whatever the number of members (channels_redis
+instead does work per member channel). The message is a small header (the
+publishing process, the excluded connection ids) and the frame, encoded once.
+
+Members in the publishing process get a broadcast at once, without the round trip,
+so they keep getting local broadcasts while Redis is away. Delivery is at most
+once and in order per publisher; while Redis is unreachable other processes miss
+broadcasts, and ``broadcast`` raises ``BroadcastError`` within ``TIMEOUT``.
+
+Presence: each process keeps one key per group it has members in
+(``<PREFIX>:p:<group>:<process>``, its member count and users) with a TTL of
+``PRESENCE_TTL`` seconds, rewritten on join and leave and every third of the TTL,
+and indexed by a set per group. A process that dies stops refreshing its keys, so
+its members leave the count within ``PRESENCE_TTL`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import redis as sync_redis
+import redis.asyncio as async_redis
+from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry as SyncRetry
+
+from ..exceptions import BroadcastError
+from . import base
+from .base import BaseBackend, Presence, local_users, sorted_users
+
+logger = logging.getLogger("django_ws")
+
+T = TypeVar("T")
+
+SCHEMES = ("redis://", "rediss://", "unix://")
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "PREFIX": "django_ws",
+    "TIMEOUT": 2.0,
+    "PRESENCE_TTL": 15.0,
+    "RECONNECT_MAX": 5.0,
+}
+#: The first reconnection waits about this long; each failure doubles it.
+RECONNECT_MIN = 0.1
+
+#: Errors that mean "Redis is not reachable right now".
+UNREACHABLE = (RedisError, OSError, asyncio.TimeoutError)
+
+
+def encode_payload(
+    message: dict[str, Any], exclude: frozenset[str], origin: str
+) -> bytes:
+    """Pack a send event: ``t``/``b``, origin, ``\\n``, excluded ids, ``\\n``, frame."""
+    text = message.get("text")
+    if text is not None:
+        kind, body = b"t", text.encode()
+    else:
+        kind, body = b"b", bytes(message["bytes"])
+    return b"".join(
+        (kind, origin.encode(), b"\n", ",".join(sorted(exclude)).encode(), b"\n", body)
+    )
+
+
+def decode_payload(payload: bytes) -> tuple[str, frozenset[str], dict[str, Any]]:
+    """Unpack ``encode_payload``: return ``(origin, exclude, send event)``."""
+    kind = payload[:1]
+    origin, exclude, body = payload[1:].split(b"\n", 2)
+    excluded = frozenset(exclude.decode().split(",")) if exclude else frozenset()
+    if kind == b"t":
+        return (
+            origin.decode(),
+            excluded,
+            {"type": "websocket.send", "text": body.decode()},
+        )
+    if kind == b"b":
+        return origin.decode(), excluded, {"type": "websocket.send", "bytes": body}
+    raise ValueError(f"Unknown frame kind {kind!r}")
+
+
+def _redacted(location: str) -> str:
+    """Return ``location`` without its password, for logs and errors."""
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return parts._replace(netloc=user + netloc).geturl()
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"WS_BROADCAST['OPTIONS'] has unknown keys {sorted(unknown)}; the "
+            f"RedisBackend takes {sorted(DEFAULT_OPTIONS)}."
+        )
+    merged = {**DEFAULT_OPTIONS, **options}
+    prefix = merged["PREFIX"]
+    if not isinstance(prefix, str) or not prefix:
+        raise ImproperlyConfigured(
+            f"WS_BROADCAST['OPTIONS']['PREFIX'] must be a non-empty string, got {prefix!r}."
+        )
+    for name in ("TIMEOUT", "PRESENCE_TTL", "RECONNECT_MAX"):
+        value = merged[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ImproperlyConfigured(
+                f"WS_BROADCAST['OPTIONS'][{name!r}] must be a positive number of "
+                f"seconds, got {value!r}."
+            )
+        merged[name] = float(value)
+    return merged
+
+
+async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
+    return await asyncio.wait_for(awaitable, seconds)
+
+
+class RedisBackend(BaseBackend):
+    """Groups across processes and machines through Redis pub/sub.
+
+    ``LOCATION`` is a ``redis://``, ``rediss://`` or ``unix://`` URL. ``OPTIONS``:
+    ``PREFIX`` (``"django_ws"``) namespaces channels and keys; ``TIMEOUT`` (2 s)
+    bounds every Redis call; ``PRESENCE_TTL`` (15 s) bounds how long a dead
+    process's members stay in ``presence``; ``RECONNECT_MAX`` (5 s) caps the
+    backoff between reconnection attempts.
+    """
+
+    def __init__(
+        self, location: str | None = None, options: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(location, options)
+        if not isinstance(location, str) or not location.startswith(SCHEMES):
+            raise ImproperlyConfigured(
+                f"WS_BROADCAST['LOCATION'] is {location!r}; the RedisBackend needs a "
+                "Redis URL such as 'redis://127.0.0.1:6379/0' (also rediss:// for TLS "
+                "and unix:///path/to/redis.sock)."
+            )
+        try:  # parses the URL the way the clients will, without connecting
+            sync_redis.ConnectionPool.from_url(location)
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"WS_BROADCAST['LOCATION'] {_redacted(location)!r} is not a valid Redis "
+                f"URL: {error}"
+            ) from error
+        self.location: str = location
+        settings = _options(self.options)
+        self.prefix: str = settings["PREFIX"]
+        self.timeout: float = settings["TIMEOUT"]
+        self.presence_ttl: float = settings["PRESENCE_TTL"]
+        self.reconnect_max: float = settings["RECONNECT_MAX"]
+        self.heartbeat = self.presence_ttl / 3
+        self._channel_prefix = f"{self.prefix}:g:".encode()
+        self._sync_client: sync_redis.Redis | None = None
+        self._sync_lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget everything bound to an event loop."""
+        self._bound: asyncio.AbstractEventLoop | None = None
+        self._client: async_redis.Redis | None = None
+        self._pubsub: Any = None
+        self._connected = False
+        self._outage = False
+        self._reader: asyncio.Task[None] | None = None
+        self._beater: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._dirty: set[str] = set()
+        self._confirming: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._up = asyncio.Event()  # set while the subscription connection is up
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {_redacted(self.location)}>"
+
+    # Names --------------------------------------------------------------------
+
+    def channel(self, group: str) -> bytes:
+        """Return the Redis channel of ``group``."""
+        return self._channel_prefix + group.encode()
+
+    def presence_key(self, group: str, process: str) -> str:
+        return f"{self.prefix}:p:{group}:{process}"
+
+    def presence_index(self, group: str) -> str:
+        return f"{self.prefix}:pi:{group}"
+
+    # Clients ------------------------------------------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "health_check_interval": 0,
+        }
+
+    def _new_async_client(self) -> async_redis.Redis:
+        return async_redis.Redis.from_url(
+            self.location, retry=AsyncRetry(NoBackoff(), 0), **self._client_options()
+        )
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """Bind to the running loop, dropping what a closed loop left behind."""
+        loop = asyncio.get_running_loop()
+        if self._bound is not loop and (self._bound is None or self._bound.is_closed()):
+            self._reset()
+            self._bound = loop
+        return loop
+
+    def _async_client(self) -> async_redis.Redis | None:
+        """Return the client of the bound loop, or ``None`` on another live loop."""
+        loop = self._bind()
+        if loop is not self._bound:
+            return None
+        if self._client is None:
+            self._client = self._new_async_client()
+        return self._client
+
+    async def _call(self, operation: Any) -> Any:
+        """Run ``operation(client)`` within the timeout, as ``BroadcastError`` on failure."""
+        client = self._async_client()
+        own = client is None
+        if client is None:  # a loop of its own (async_to_sync in a thread): one-off
+            client = self._new_async_client()
+        try:
+            return await _bounded(operation(client), self.timeout)
+        except UNREACHABLE as error:
+            raise BroadcastError(
+                f"Redis at {_redacted(self.location)} did not answer within "
+                f"{self.timeout:g} s: {error or type(error).__name__}"
+            ) from error
+        finally:
+            if own:
+                await client.aclose()
+
+    def _sync(self) -> sync_redis.Redis:
+        with self._sync_lock:
+            if self._sync_client is None:
+                self._sync_client = sync_redis.Redis.from_url(
+                    self.location,
+                    retry=SyncRetry(NoBackoff(), 0),
+                    **self._client_options(),
+                )
+            return self._sync_client
+
+    # Lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start reading subscriptions and refreshing presence (idempotent)."""
+        self._bind()
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        loop = self._bind()
+        if loop is not self._bound:
+            raise RuntimeError(
+                "The RedisBackend serves members on one event loop per process; "
+                f"it is bound to {self._bound!r}, not to {loop!r}."
+            )
+        if self._reader is None:
+            self._reader = loop.create_task(
+                self._read_forever(), name="django_ws redis reader"
+            )
+        if self._beater is None:
+            self._beater = loop.create_task(
+                self._beat_forever(), name="django_ws presence"
+            )
+
+    async def stop(self) -> None:
+        """Stop the tasks, take this process out of presence, close the clients."""
+        if self._bound is asyncio.get_running_loop():
+            tasks = [task for task in (self._reader, self._beater) if task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._written()
+            self._dirty.update(self.groups)  # sockets still open: out of presence
+            if self._dirty:
+                try:
+                    await _bounded(self._write_presence(leaving=True), self.timeout * 2)
+                except asyncio.TimeoutError:
+                    pass
+            if self._client is not None:
+                await self._client.aclose()
+        self._reset()
+        with self._sync_lock:
+            if self._sync_client is not None:
+                self._sync_client.close()
+                self._sync_client = None
+
+    # Membership ---------------------------------------------------------------
+
+    async def join(self, group: str, connection: Any) -> None:
+        """Join, subscribed and counted in presence before returning (when Redis is up)."""
+        self._ensure_running()
+        await super().join(group, connection)
+        if self._connected:
+            await self._written()
+
+    async def group_opened(self, group: str) -> None:
+        """Subscribe before returning, so a broadcast after ``join`` reaches it."""
+        self._mark(group)
+        if not self._connected and not self._outage:
+            try:  # the reader is connecting for the first time
+                await _bounded(self._up.wait(), self.timeout)
+            except asyncio.TimeoutError:
+                pass
+        if not self._connected:
+            return  # the reader subscribes every group when it (re)connects
+        channel = self.channel(group)
+        waiter = asyncio.get_running_loop().create_future()
+        self._confirming.setdefault(channel, []).append(waiter)
+        try:
+            await _bounded(self._subscribe(self._pubsub, channel, waiter), self.timeout)
+        except UNREACHABLE as error:
+            logger.debug(
+                "Subscribing to %r failed (%r); the reader will retry", group, error
+            )
+        finally:
+            waiting = self._confirming.get(channel, [])
+            if waiter in waiting:
+                waiting.remove(waiter)
+            if not waiting:
+                self._confirming.pop(channel, None)
+
+    def _current(self, pubsub: Any) -> bool:
+        # A pub/sub object that the reader has dropped must not be used again: it
+        # would open a connection that nobody reads.
+        return pubsub is not None and pubsub is self._pubsub and self._connected
+
+    async def _subscribe(
+        self, pubsub: Any, channel: bytes, confirmed: asyncio.Future[None]
+    ) -> None:
+        if self._current(pubsub):
+            await pubsub.subscribe(channel)
+            await confirmed
+
+    async def _unsubscribe(self, pubsub: Any, channel: bytes) -> None:
+        if self._current(pubsub):
+            await pubsub.unsubscribe(channel)
+
+    async def group_closed(self, group: str) -> None:
+        self._mark(group)  # not awaited: a closing socket must not wait for Redis
+        if not self._connected or group in self.groups:
+            return
+        try:
+            await _bounded(
+                self._unsubscribe(self._pubsub, self.channel(group)), self.timeout
+            )
+        except UNREACHABLE as error:
+            logger.debug("Unsubscribing from %r failed: %r", group, error)
+
+    async def members_changed(self, group: str) -> None:
+        self._mark(group)
+
+    # Broadcasting -------------------------------------------------------------
+
+    async def publish(
+        self, group: str, message: dict[str, Any], exclude: frozenset[str]
+    ) -> None:
+        self.deliver_local(group, message, exclude)
+        payload = encode_payload(message, exclude, base.PROCESS_ID)
+        channel = self.channel(group)
+        await self._call(lambda client: client.publish(channel, payload))
+
+    def publish_sync(
+        self, group: str, message: dict[str, Any], exclude: frozenset[str]
+    ) -> None:
+        self.deliver_local(group, message, exclude)
+        payload = encode_payload(message, exclude, base.PROCESS_ID)
+        try:
+            self._sync().publish(self.channel(group), payload)
+        except (RedisError, OSError) as error:
+            raise BroadcastError(
+                f"Redis at {_redacted(self.location)} did not answer within "
+                f"{self.timeout:g} s: {error}"
+            ) from error
+
+    def _received(self, channel: bytes, payload: bytes) -> None:
+        group = channel[len(self._channel_prefix) :].decode()
+        if group not in self.groups:
+            return  # the last member left while the UNSUBSCRIBE was on its way
+        try:
+            origin, exclude, message = decode_payload(payload)
+        except ValueError:
+            logger.warning("Ignored a malformed broadcast on Redis channel %r", channel)
+            return
+        if origin != base.PROCESS_ID:  # this process delivered its own already
+            self.deliver(group, message, exclude)
+
+    # The reader ---------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        """Keep one subscription connection up, reconnecting with capped backoff."""
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            started = loop.time()
+            try:
+                await self._read_connection()
+            except UNREACHABLE as error:
+                self._lost(error)
+            except Exception:
+                logger.exception("The Redis reader failed; starting it again")
+            if loop.time() - started > self.reconnect_max:
+                failures = 0  # it had been up for a while: a new outage
+            delay = min(self.reconnect_max, RECONNECT_MIN * 2**failures)
+            failures += 1
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _read_connection(self) -> None:
+        client = self._new_async_client()
+        pubsub = client.pubsub()
+        try:
+            await _bounded(pubsub.connect(), self.timeout)
+            self._pubsub = pubsub
+            self._connected = True
+            channels = [f"{self.prefix}:process:{base.PROCESS_ID}".encode()]
+            channels += [self.channel(group) for group in self.groups]
+            await _bounded(pubsub.subscribe(*channels), self.timeout)
+            if self._outage:
+                logger.info(
+                    "Reconnected to Redis at %s; subscribed again to %d groups",
+                    _redacted(self.location),
+                    len(channels) - 1,
+                )
+            self._outage = False
+            self._up.set()
+            self._dirty.update(self.groups)  # Redis may have restarted empty
+            self._written_soon()
+            await self._read_messages(pubsub)
+        finally:
+            self._up.clear()
+            self._connected = False
+            self._pubsub = None
+            for waiters in self._confirming.values():
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(ConnectionError("Redis connection lost"))
+            try:
+                await _bounded(client.aclose(), self.timeout)
+            except Exception as error:  # noqa: BLE001 - closing a broken connection
+                logger.debug("Closing the Redis subscription failed: %r", error)
+
+    async def _read_messages(self, pubsub: Any) -> None:
+        pinged = False
+        while True:
+            message = await pubsub.get_message(
+                timeout=self.timeout if pinged else self.heartbeat
+            )
+            if message is None:
+                if pinged:
+                    raise ConnectionError(
+                        f"no answer to PING within {self.timeout:g} s"
+                    )
+                await _bounded(pubsub.ping(), self.timeout)
+                pinged = True
+                continue
+            pinged = False
+            kind = message["type"]
+            if kind == "message":
+                self._received(message["channel"], message["data"])
+            elif kind == "subscribe":
+                for waiter in self._confirming.pop(message["channel"], ()):
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    def _lost(self, error: BaseException) -> None:
+        if not self._outage:
+            self._outage = True
+            logger.warning(
+                "Lost the connection to Redis at %s (%s); members in this process "
+                "still get this process's broadcasts, reconnecting",
+                _redacted(self.location),
+                error or type(error).__name__,
+            )
+        else:
+            logger.debug("Reconnecting to Redis failed: %r", error)
+
+    # Presence -----------------------------------------------------------------
+
+    async def presence(self, group: str) -> Presence:
+        if self._bound is asyncio.get_running_loop():
+            await self._written()  # this process's own joins and leaves first
+        index = self.presence_index(group)
+
+        async def read(client: async_redis.Redis) -> list[Any]:
+            processes: list[bytes] = sorted(await client.smembers(index))  # type: ignore[arg-type]
+            if not processes:
+                return []
+            keys = [self.presence_key(group, process.decode()) for process in processes]
+            values: list[Any] = await client.mget(keys)
+            dead = [
+                process for process, value in zip(processes, values) if value is None
+            ]
+            if dead:  # processes that died: their entries expired
+                await client.srem(index, *dead)
+            return [json.loads(value) for value in values if value is not None]
+
+        count, users = 0, []
+        for entry in await self._call(read):
+            count += entry["count"]
+            users.extend(entry["users"])
+        return Presence(count=count, users=sorted_users(users))
+
+    def _mark(self, group: str) -> None:
+        self._dirty.add(group)
+        self._written_soon()
+
+    def _written_soon(self) -> asyncio.Task[None] | None:
+        """Start writing the changed groups' presence unless a write is under way."""
+        if self._bound is None or self._bound.is_closed():
+            return None
+        if self._dirty and (self._writer is None or self._writer.done()):
+            self._writer = self._bound.create_task(self._write_presence())
+        return self._writer
+
+    async def _written(self) -> None:
+        """Wait (bounded) until the changed groups' presence is in Redis."""
+        writer = self._written_soon()
+        if writer is None or writer.done():
+            return
+        try:
+            await _bounded(asyncio.shield(writer), self.timeout * 2)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _write_presence(self, *, leaving: bool = False) -> None:
+        """Write this process's entry of every changed group, in one round trip each."""
+        ttl = int(self.presence_ttl * 1000)
+        while self._dirty:
+            groups, self._dirty = self._dirty, set()
+            process = base.PROCESS_ID
+            client = self._async_client()
+            if client is None:
+                return
+            pipe = client.pipeline(transaction=False)
+            for group in groups:
+                key, index = self.presence_key(group, process), self.presence_index(
+                    group
+                )
+                members = None if leaving else self.groups.get(group)
+                if members:
+                    entry = {"count": len(members), "users": local_users(members)}
+                    pipe.set(key, json.dumps(entry, separators=(",", ":")), px=ttl)
+                    pipe.sadd(index, process)
+                    pipe.pexpire(index, ttl)
+                else:
+                    pipe.delete(key)
+                    pipe.srem(index, process)
+            try:
+                await _bounded(pipe.execute(), self.timeout)
+            except UNREACHABLE as error:
+                # Rewritten in full when the reader reconnects; entries expire anyway.
+                logger.debug("Writing presence to Redis failed: %r", error)
+                return
+            except Exception:
+                logger.exception("Writing presence to Redis failed")
+                return
+
+    async def _beat_forever(self) -> None:
+        """Refresh this process's presence entries before they expire."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if self.groups and self._connected:
+                self._dirty.update(self.groups)
+                await self._written()
