@@ -257,6 +257,9 @@ class WebSocketHandler:
 
     def _client_gone(self, error: BaseException) -> None:
         self._outbox.shut(status.WS_1006_ABNORMAL_CLOSURE)
+        if not self._closing:  # the server may later report 1005: the send knew better
+            self._closing = True
+            self.close_code = status.WS_1006_ABNORMAL_CLOSURE
 
     def _abort(self, code: int, reason: str) -> None:
         """Drop what is queued, end the lifecycle now, and try to send a close."""

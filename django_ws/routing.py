@@ -61,10 +61,15 @@ def import_ws_urlconf(name: str | ModuleType | None, *, explicit: bool) -> Modul
     except ModuleNotFoundError as error:
         if not explicit and error.name == name:
             return None
+        if explicit:
+            raise ImproperlyConfigured(
+                f"ROOT_WS_URLCONF is {name!r}, which cannot be imported ({error}). "
+                "Create that module with a `urlpatterns` list, or point "
+                "ROOT_WS_URLCONF at the module that has one."
+            ) from error
         raise ImproperlyConfigured(
-            f"ROOT_WS_URLCONF is {name!r}, which cannot be imported ({error}). "
-            "Create that module with a `urlpatterns` list, or point ROOT_WS_URLCONF "
-            "at the module that has one."
+            f"The ws urlconf {name!r} (the ws_urls sibling of ROOT_URLCONF) fails to "
+            f"import: {error}. Fix the import in that module."
         ) from error
 
 
