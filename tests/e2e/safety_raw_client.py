@@ -185,7 +185,12 @@ class RawWebSocket:
         self.send_frame(OP_BINARY, data)
 
     def recv_frame(self, timeout: float = 5.0) -> Frame:
-        """Return the next frame; raise ``ServerClosedSocket`` on EOF."""
+        """Return the next data or close frame (pings are answered); raise on EOF."""
+        while (frame := self._recv_any_frame(timeout)).opcode == OP_PING:
+            self.send_frame(OP_PONG, frame.payload)  # uvicorn's keepalive
+        return frame
+
+    def _recv_any_frame(self, timeout: float) -> Frame:
         deadline = time.monotonic() + timeout
         while (frame := self.parser.next_frame()) is None:
             remaining = deadline - time.monotonic()

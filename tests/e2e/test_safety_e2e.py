@@ -242,12 +242,14 @@ async def test_a_client_that_stops_reading_is_cut_off_with_1008_and_memory_stays
 # Graceful shutdown ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("implementation", ["websockets-sansio", "websockets"])
 async def test_shutdown_closes_every_socket_runs_each_on_close_once_and_exits(
-    live_server_factory: LiveServerFactory, events: Events
+    live_server_factory: LiveServerFactory, events: Events, implementation: str
 ) -> None:
     """uvicorn sends 1012 first; django-ws's own 1001 would follow only if it had not."""
     server = live_server_factory(
-        safety_settings(events.path), uvicorn_args=["--timeout-graceful-shutdown", "5"]
+        safety_settings(events.path),
+        uvicorn_args=["--ws", implementation, "--timeout-graceful-shutdown", "5"],
     )
     tags = [f"s{number}" for number in range(5)]
     clients = [await ws_connect(server.ws_url(f"/safety/shutdown?tag={tag}")) for tag in tags]
