@@ -49,6 +49,22 @@ OPTIONS = frozenset(
 )
 
 
+#: How to tell two hooks of one kind apart, for the "two hooks" error.
+_TWO_HOOKS_FIX = {
+    "on_message": ", or give them different message types with @on_message(type=...).",
+    "background": ", or give them different task ids.",
+}
+
+
+def _same_slot(one: HookSpec, other: HookSpec) -> bool:
+    """Tell whether two hooks would fill the same place (any number of periodic)."""
+    return one.kind != "periodic" and (one.kind, one.message_type, one.task_id) == (
+        other.kind,
+        other.message_type,
+        other.task_id,
+    )
+
+
 def _url_kwarg_names(route: str) -> frozenset[str]:
     pattern = RegexPattern(route) if route.startswith("^") else RoutePattern(route)
     return frozenset(pattern.regex.groupindex)
@@ -144,30 +160,12 @@ class Route:
             )
         self._check_signature(spec, function, implicit=implicit)
         for existing, other in self.hooks:
-            if existing.kind == "periodic" or (
-                existing.kind,
-                existing.message_type,
-                existing.task_id,
-            ) != (
-                spec.kind,
-                spec.message_type,
-                spec.task_id,
-            ):
-                continue
-            raise ImproperlyConfigured(
-                f"ws_route({self.route!r}) has two {spec} hooks: "
-                f"{describe(other)} and {describe(function)}. Keep one"
-                + (
-                    ", or give them different message types with "
-                    "@on_message(type=...)."
-                    if spec.kind == "on_message"
-                    else (
-                        ", or give them different task ids."
-                        if spec.kind == "background"
-                        else "."
-                    )
+            if _same_slot(existing, spec):
+                raise ImproperlyConfigured(
+                    f"ws_route({self.route!r}) has two {spec} hooks: "
+                    f"{describe(other)} and {describe(function)}. Keep one"
+                    f"{_TWO_HOOKS_FIX.get(spec.kind, '.')}"
                 )
-            )
         if not self.hooks:
             self.registry.register(self, function)
         self.hooks.append((spec, function))
