@@ -315,10 +315,13 @@ class WebSocketHandler:
         if inspect.isawaitable(result):
             asyncio.ensure_future(result)
 
-    def _cancel_tasks(self) -> None:
-        for task in self.tasks.values():
-            if not task.done():
-                task.cancel(msg=TASK_WS_CLOSED)
+    async def _cancel_tasks(self) -> None:
+        """Cancel every task and let them finish (bounded) before ``on_close`` runs."""
+        cancelled = [task for task in self.tasks.values() if not task.done()]
+        for task in cancelled:
+            task.cancel(msg=TASK_WS_CLOSED)
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=get_settings().close_timeout)
 
     async def sleep_loop(
         self,
@@ -476,7 +479,8 @@ class WebSocketHandler:
         open_connections.add(self)
         try:
             if await self._call_hook(self.on_open):
-                self._start_marked_tasks()
+                if not self._closing:  # on_open may have closed the socket already
+                    self._start_marked_tasks()
                 await self._receive_loop()
             else:
                 await self._drain_until_disconnect()
@@ -487,7 +491,7 @@ class WebSocketHandler:
         finally:
             self.connected = False
             self.closed = True
-            self._cancel_tasks()
+            await self._cancel_tasks()
             await self._leave_all_groups()
             await self._call_hook(self.on_close)
             open_connections.discard(self)
