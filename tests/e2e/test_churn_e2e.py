@@ -66,13 +66,13 @@ async def cycle(port: int, kind: str) -> int | None:
             if kind == "reset-after-open":
                 abort_writer(writer)
                 return None
-            if kind == "clean":
+            if kind == "clean":  # the client closes; the server answers
                 writer.write(encode_frame(OP_CLOSE, struct.pack("!H", 1000)))
-                code = await read_until_close(reader)
-            else:
-                writer.write(encode_frame(OP_TEXT, b'"crash"'))
-                code = await read_until_close(reader)
-        writer.write(encode_frame(OP_CLOSE, struct.pack("!H", code)))  # complete the close
+                return await read_until_close(reader)
+            writer.write(encode_frame(OP_TEXT, b'"crash"'))
+            code = await read_until_close(reader)
+        # The server closed: answer its close frame to complete the closing handshake.
+        writer.write(encode_frame(OP_CLOSE, struct.pack("!H", code)))
         await writer.drain()
         return code
     finally:
