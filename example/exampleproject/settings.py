@@ -1,0 +1,101 @@
+"""Settings of the django-ws example project: a chat, a ticker, a job and a classic socket.
+
+SQLite and the in-memory broadcast backend by default, so it runs with nothing
+else installed. Two environment variables change that:
+
+- ``DJANGO_WS_REDIS_URL=redis://127.0.0.1:6379/0`` broadcasts through Redis, so
+  several processes (``runserver 8000`` and ``runserver 8001``) share chat rooms;
+- ``DJANGO_WS_EXAMPLE_DB=/path/to/file.sqlite3`` uses another database file
+  (the browser tests use a temporary one).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "django-ws-example-not-a-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+
+INSTALLED_APPS = [
+    # Before staticfiles, so that `manage.py runserver` is django-ws's: it serves
+    # HTTP and WebSockets (and static files) with uvicorn, with autoreload.
+    "django_ws",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+    "chat",
+    "ticker",
+    "jobs",
+    "classic",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "exampleproject.urls"
+# WebSocket routes: exampleproject/ws_urls.py (found next to ROOT_URLCONF) and the
+# @ws_route functions and classes in each app's ws.py (autodiscovered).
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DJANGO_WS_EXAMPLE_DB") or BASE_DIR / "db.sqlite3",
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+# Every socket gets request.session and request.user from the session cookie (the
+# seed README's AuthAsyncMiddleware); the chat adds LoginRequiredMiddleware.
+WS_MIDDLEWARE = ["django_ws.middleware.AuthMiddleware"]
+
+REDIS_URL = os.environ.get("DJANGO_WS_REDIS_URL")
+if REDIS_URL:
+    WS_BROADCAST = {"BACKEND": "django_ws.broadcast.RedisBackend", "LOCATION": REDIS_URL}
+else:
+    WS_BROADCAST = {"BACKEND": "django_ws.broadcast.MemoryBackend"}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "django_ws": {"handlers": ["console"], "level": "INFO"},
+        "example": {"handlers": ["console"], "level": "INFO"},
+    },
+}

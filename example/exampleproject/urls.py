@@ -1,0 +1,14 @@
+"""HTTP routes: the pages, and Django's login and logout views."""
+
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("chat/", include("chat.urls")),
+    path("ticker/", include("ticker.urls")),
+    path("jobs/", include("jobs.urls")),
+    path("classic/", include("classic.urls")),
+]
