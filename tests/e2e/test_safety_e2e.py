@@ -280,6 +280,10 @@ async def test_shutdown_cancels_a_hook_still_running_at_the_graceful_timeout(
             assert await close_of(hung) == (1012, "")
             assert await close_of(idle) == (1012, "")
     assert events.of("idle") == ["open", "task-cancelled", "close 1012"]
-    # The hung hook never saw the disconnect: uvicorn cancelled it at the timeout.
-    assert events.of("hung") == ["open", "hanging", "task-cancelled", "close None"]
+    # The hung hook never saw the disconnect: uvicorn cancelled it at the timeout. Its
+    # close_code is None, or 1001 if django-ws's lifespan shutdown (which follows at
+    # once) reached it while its tasks were being cancelled.
+    hung_events = events.of("hung")
+    assert hung_events[:3] == ["open", "hanging", "task-cancelled"]
+    assert hung_events[3:] in (["close None"], ["close 1001"])
     assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in server.log_text()
