@@ -43,7 +43,7 @@ def redis_overrides(location: str) -> dict[str, Any]:
         "WS_BROADCAST": {
             "BACKEND": "django_ws.broadcast.RedisBackend",
             "LOCATION": location,
-            "OPTIONS": {"TIMEOUT": 1, "PRESENCE_TTL": PRESENCE_TTL, "RECONNECT_MAX": 1},
+            "OPTIONS": {"TIMEOUT": 2, "PRESENCE_TTL": PRESENCE_TTL, "RECONNECT_MAX": 1},
         },
     }
 
