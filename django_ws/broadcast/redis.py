@@ -238,7 +238,7 @@ class RedisBackend(BaseBackend):
         except UNREACHABLE as error:
             raise BroadcastError(
                 f"Redis at {_redacted(self.location)} did not answer within "
-                f"{self.timeout:g} s: {error or type(error).__name__}"
+                f"{self.timeout:g} s: {str(error) or type(error).__name__}"
             ) from error
         finally:
             if own:
@@ -483,7 +483,7 @@ class RedisBackend(BaseBackend):
                 "Lost the connection to Redis at %s (%s); members in this process "
                 "still get this process's broadcasts, reconnecting",
                 _redacted(self.location),
-                error or type(error).__name__,
+                str(error) or type(error).__name__,
             )
         else:
             logger.debug("Reconnecting to Redis failed: %r", error)
