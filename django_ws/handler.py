@@ -602,8 +602,13 @@ class WebSocketHandler:
 async def refuse_handshake(
     scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], http_status: int
 ) -> None:
-    """Refuse a handshake with ``http_status`` where the server can send one, else 403."""
-    if "websocket.http.response" in scope.get("extensions", {}):
+    """Refuse a handshake with ``http_status`` where the server can send one, else 403.
+
+    403 itself goes as a close before accept, which every server answers with 403:
+    uvicorn 0.54 logs a spurious "returned without completing handshake" ERROR
+    after a denial response (Kludex/uvicorn#3138), and refusals are routine.
+    """
+    if http_status != 403 and "websocket.http.response" in scope.get("extensions", {}):
         body = f"WebSocket connection refused: HTTP {http_status}".encode()
         await send(
             {
