@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -73,7 +74,10 @@ async def test_an_exception_in_a_hook_closes_with_1011(
     await asyncio.wait(tasks, timeout=3)
     [task] = tasks
     assert task.cancelled()
-    with pytest.raises(asyncio.CancelledError, match=TASK_WS_CLOSED):
+    # Python 3.10 drops the cancel message from a finished task's result();
+    # the task itself still saw it (tests/test_handler.py checks that inside).
+    message = TASK_WS_CLOSED if sys.version_info >= (3, 11) else None
+    with pytest.raises(asyncio.CancelledError, match=message):
         task.result()
     [record] = records_of(caplog, logging.ERROR)
     assert record.getMessage() == f"Error in <{Failing.__qualname__} '/ws'>"
