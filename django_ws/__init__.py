@@ -16,9 +16,15 @@ from .decorators import (
     use_middleware,
     ws_route,
 )
-from .exceptions import BroadcastError, ConnectionClosed, DenyConnection, MessageDecodeError
-from .handler import TASK_DUPLICATE_STARTED, TASK_WS_CLOSED, WebSocketHandler
+from .exceptions import (
+    BroadcastError,
+    ConnectionClosed,
+    DenyConnection,
+    MessageDecodeError,
+)
+from .handler import WebSocketHandler
 from .routing import reverse
+from .tasks import TASK_DUPLICATE_STARTED, TASK_WS_CLOSED
 
 __all__ = [
     "TASK_DUPLICATE_STARTED",

@@ -18,7 +18,8 @@ from . import status
 from .broadcast import get_backend
 from .chain import load_middleware
 from .conf import get_settings
-from .handler import open_connections, refuse_handshake
+from .handler import open_connections
+from .handshake import refuse_handshake
 from .routing import FROM_SETTINGS, get_router
 
 logger = logging.getLogger("django_ws")

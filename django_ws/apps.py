@@ -12,8 +12,8 @@ class DjangoWSConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
-        from .management import checks as _runserver  # noqa: F401  (django_ws.W002)
         from .conf import get_settings
+        from .management import checks as _runserver  # noqa: F401  (django_ws.W002)
 
         if get_settings().autodiscover:
             autodiscover_modules("ws")

@@ -10,38 +10,30 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from asgiref.sync import sync_to_async
-from django.utils import timezone
 
 from . import status
 from .chain import chain_for
 from .codecs import Codec, JSONCodec
 from .conf import get_settings
 from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
+from .handshake import has_origin, refuse_handshake
 from .hooks import HookSpec, alias_marked_hooks, marks_of
 from .origin import origin_allowed
 from .outbox import SENT, Outbox
 from .ratelimit import RateLimiter
 from .request import WebSocketRequest
-from .tasks import run_every
+from .tasks import TaskMixin
 
 logger = logging.getLogger("django_ws")
-
-TASK_DUPLICATE_STARTED = "task-duplicate-started"
-TASK_WS_CLOSED = "task-websocket-closed"
 
 _HOOKS = ("on_open", "on_message", "on_close", "on_error")
 
 #: Every accepted connection of this process that has not finished closing.
 open_connections: set[WebSocketHandler] = set()
-
-
-def _has_origin(scope: dict[str, Any]) -> bool:
-    """Return whether the handshake has an ``Origin`` header (a browser's)."""
-    return any(name == b"origin" for name, _ in scope.get("headers", ()))
 
 
 def _as_async(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -51,7 +43,7 @@ def _as_async(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return sync_to_async(function)
 
 
-class WebSocketHandler:
+class WebSocketHandler(TaskMixin):
     """A WebSocket connection: subclass it and override the ``on_*`` hooks.
 
     One instance serves one connection. ``self.request`` is a Django request for the
@@ -277,105 +269,6 @@ class WebSocketHandler:
         if self._task is not None and hasattr(self._task, "uncancel"):
             self._task.uncancel()
 
-    # Tasks --------------------------------------------------------------------
-
-    def start_task(
-        self,
-        task_id: str,
-        coroutine: Callable[..., Coroutine[Any, Any, Any]] | Coroutine[Any, Any, Any],
-        callback: Callable[[asyncio.Task[Any]], Any] | None = None,
-        args: Sequence[Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
-    ) -> asyncio.Task[Any]:
-        """Run ``coroutine`` as a task tied to this socket, replacing one of the same id."""
-        if callable(coroutine):
-            coroutine = coroutine(*(args or ()), **(kwargs or {}))
-        previous = self.tasks.get(task_id)
-        if previous is not None and not previous.done():
-            previous.cancel(msg=TASK_DUPLICATE_STARTED)
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
-        if callback is not None:
-            task.add_done_callback(callback)
-        task.add_done_callback(self._task_done)
-        self.tasks[task_id] = task
-        if self.closed:
-            task.cancel(msg=TASK_WS_CLOSED)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        for task_id, current in list(self.tasks.items()):
-            if current is task:
-                del self.tasks[task_id]
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is None or isinstance(error, ConnectionClosed):
-            return
-        result = self.on_task_error(error)
-        if inspect.isawaitable(result):
-            asyncio.ensure_future(result)
-
-    async def _cancel_tasks(self) -> None:
-        """Cancel every task and let them finish (bounded) before ``on_close`` runs."""
-        cancelled = [task for task in self.tasks.values() if not task.done()]
-        for task in cancelled:
-            task.cancel(msg=TASK_WS_CLOSED)
-        if cancelled:
-            await asyncio.wait(cancelled, timeout=get_settings().close_timeout)
-
-    async def sleep_loop(
-        self,
-        coroutine: Callable[..., Awaitable[Any]],
-        seconds: float,
-        *args: Any,
-        **kwargs: Any,
-    ) -> None:
-        """Await ``coroutine(*args, **kwargs)`` every ``seconds``, forever, drift-free."""
-        await run_every(seconds, lambda: coroutine(*args, **kwargs))
-
-    def start_ping(self) -> asyncio.Task[Any]:
-        """Send ``{'ping': <ISO time>}`` every ``PING_INTERVAL`` seconds."""
-        return self.start_task("ping", self.sleep_loop(self._ping, self.PING_INTERVAL))
-
-    async def _ping(self) -> None:
-        await self.send({"ping": timezone.now().isoformat()})
-
-    def _start_marked_tasks(self) -> None:
-        for name, spec in self._autostart:
-            method = getattr(self, name)
-            if not (inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method)):
-                method = sync_to_async(method)
-            if spec.kind == "periodic":
-                assert spec.seconds is not None
-                self.start_task(
-                    f"periodic:{name}",
-                    run_every(
-                        spec.seconds,
-                        method,
-                        immediate=spec.immediate,
-                        on_result=self.send,
-                        on_error=self._task_error_in_schedule,
-                    ),
-                )
-            else:
-                assert spec.task_id is not None
-                self.start_task(spec.task_id, self._stream(method))
-
-    async def _stream(self, function: Callable[[], Any]) -> None:
-        result = function()
-        if inspect.isasyncgen(result):
-            async for item in result:
-                await self.send(item)
-        else:
-            value = await result
-            if value is not None:
-                await self.send(value)
-
-    def _task_error_in_schedule(self, error: Exception) -> None:
-        result = self.on_task_error(error)
-        if inspect.isawaitable(result):
-            asyncio.ensure_future(result)
-
     # Groups -------------------------------------------------------------------
 
     @property
@@ -418,7 +311,7 @@ class WebSocketHandler:
         check = get_settings().check_origin if self.check_origin is None else self.check_origin
         if (
             check
-            and _has_origin(self.scope)
+            and has_origin(self.scope)
             and not origin_allowed(self.request, get_settings().allowed_origins)
         ):
             logger.warning("Refused %r: Origin %r not allowed", self, self.request.META["HTTP_ORIGIN"])
@@ -597,26 +490,3 @@ class WebSocketHandler:
             await asyncio.wait_for(self._asgi_send(message), get_settings().close_timeout)
         except (asyncio.TimeoutError, Exception):  # the client is not reading: give up
             logger.debug("Close frame to %r not taken by the server", self)
-
-
-async def refuse_handshake(
-    scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], http_status: int
-) -> None:
-    """Refuse a handshake with ``http_status`` where the server can send one, else 403.
-
-    403 itself goes as a close before accept, which every server answers with 403:
-    uvicorn 0.54 logs a spurious "returned without completing handshake" ERROR
-    after a denial response (Kludex/uvicorn#3138), and refusals are routine.
-    """
-    if http_status != 403 and "websocket.http.response" in scope.get("extensions", {}):
-        body = f"WebSocket connection refused: HTTP {http_status}".encode()
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": http_status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": status.WS_1008_POLICY_VIOLATION})

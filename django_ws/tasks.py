@@ -1,47 +1,134 @@
-"""Drift-free schedules for ``sleep_loop`` and ``@periodic``."""
+"""Tasks tied to a socket: ``start_task``, ``sleep_loop``, ``start_ping``, marked tasks."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from .conf import get_settings
 from .exceptions import ConnectionClosed
+from .schedule import run_every
+
+if TYPE_CHECKING:
+    from .hooks import HookSpec
+
+#: The cancel message of a task replaced by one started with the same id.
+TASK_DUPLICATE_STARTED = "task-duplicate-started"
+#: The cancel message of the tasks of a socket that closed.
+TASK_WS_CLOSED = "task-websocket-closed"
 
 
-async def run_every(
-    seconds: float,
-    function: Callable[[], Awaitable[Any]],
-    *,
-    immediate: bool = False,
-    on_result: Callable[[Any], Any] | None = None,
-    on_error: Callable[[Exception], Any] | None = None,
-) -> None:
-    """Await ``function()`` every ``seconds`` on a fixed grid, never overlapping itself.
+class TaskMixin:
+    """The task API of ``WebSocketHandler``: no task outlives its socket."""
 
-    The first run is one period from now (at once with ``immediate``). A run that
-    overruns its period skips the ticks it missed instead of bunching up. A
-    non-None result goes to ``on_result`` (``send``). Without ``on_error`` an
-    exception ends the schedule; with it, the schedule goes on. The socket closing
-    (``ConnectionClosed``) ends it quietly.
-    """
-    loop = asyncio.get_running_loop()
-    due = loop.time() + (0 if immediate else seconds)
-    while True:
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        try:
-            result = await function()
-            if result is not None and on_result is not None:
-                await on_result(result)
-        except ConnectionClosed:
+    __slots__ = ()
+
+    tasks: dict[str, asyncio.Task[Any]]
+    closed: bool
+    PING_INTERVAL: ClassVar[float]
+    _autostart: ClassVar[tuple[tuple[str, HookSpec], ...]]
+
+    if TYPE_CHECKING:  # provided by WebSocketHandler
+
+        def send(self, data: Any) -> Awaitable[None]: ...
+
+        def on_task_error(self, error: BaseException) -> Any: ...
+
+    def start_task(
+        self,
+        task_id: str,
+        coroutine: Callable[..., Coroutine[Any, Any, Any]] | Coroutine[Any, Any, Any],
+        callback: Callable[[asyncio.Task[Any]], Any] | None = None,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> asyncio.Task[Any]:
+        """Run ``coroutine`` as a task tied to this socket, replacing one of the same id."""
+        if callable(coroutine):
+            coroutine = coroutine(*(args or ()), **(kwargs or {}))
+        previous = self.tasks.get(task_id)
+        if previous is not None and not previous.done():
+            previous.cancel(msg=TASK_DUPLICATE_STARTED)
+        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+        if callback is not None:
+            task.add_done_callback(callback)
+        task.add_done_callback(self._task_done)
+        self.tasks[task_id] = task
+        if self.closed:
+            task.cancel(msg=TASK_WS_CLOSED)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        for task_id, current in list(self.tasks.items()):
+            if current is task:
+                del self.tasks[task_id]
+        if task.cancelled():
             return
-        except Exception as error:
-            if on_error is None:
-                raise
-            on_error(error)
-        due += seconds
-        now = loop.time()
-        if due <= now:
-            due += ((now - due) // seconds + 1) * seconds
+        error = task.exception()
+        if error is not None and not isinstance(error, ConnectionClosed):
+            self._report_task_error(error)
+
+    async def _cancel_tasks(self) -> None:
+        """Cancel every task and let them finish (bounded) before ``on_close`` runs."""
+        cancelled = [task for task in self.tasks.values() if not task.done()]
+        for task in cancelled:
+            task.cancel(msg=TASK_WS_CLOSED)
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=get_settings().close_timeout)
+
+    async def sleep_loop(
+        self,
+        coroutine: Callable[..., Awaitable[Any]],
+        seconds: float,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """Await ``coroutine(*args, **kwargs)`` every ``seconds``, forever, drift-free."""
+        await run_every(seconds, lambda: coroutine(*args, **kwargs))
+
+    def start_ping(self) -> asyncio.Task[Any]:
+        """Send ``{'ping': <ISO time>}`` every ``PING_INTERVAL`` seconds."""
+        return self.start_task("ping", self.sleep_loop(self._ping, self.PING_INTERVAL))
+
+    async def _ping(self) -> None:
+        await self.send({"ping": timezone.now().isoformat()})
+
+    def _start_marked_tasks(self) -> None:
+        for name, spec in self._autostart:
+            method = getattr(self, name)
+            if not (inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method)):
+                method = sync_to_async(method)
+            if spec.kind == "periodic":
+                assert spec.seconds is not None
+                self.start_task(
+                    f"periodic:{name}",
+                    run_every(
+                        spec.seconds,
+                        method,
+                        immediate=spec.immediate,
+                        on_result=self.send,
+                        on_error=self._report_task_error,
+                    ),
+                )
+            else:
+                assert spec.task_id is not None
+                self.start_task(spec.task_id, self._stream(method))
+
+    async def _stream(self, function: Callable[[], Any]) -> None:
+        result = function()
+        if inspect.isasyncgen(result):
+            async for item in result:
+                await self.send(item)
+        else:
+            value = await result
+            if value is not None:
+                await self.send(value)
+
+    def _report_task_error(self, error: BaseException) -> None:
+        result = self.on_task_error(error)
+        if inspect.isawaitable(result):
+            asyncio.ensure_future(result)

@@ -17,7 +17,7 @@ from django.urls import path, re_path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-import django_ws.tasks
+import django_ws.schedule
 from django_ws import TASK_DUPLICATE_STARTED, TASK_WS_CLOSED, WebSocketHandler
 from django_ws.codecs import JSONCodec, TextCodec
 from tests.core_support import RawServer, app_for, client, client_for, websocket_scope
@@ -523,7 +523,7 @@ async def test_a_task_exception_goes_to_on_task_error() -> None:
 
 
 class FakeClock:
-    """Stand-in for ``asyncio`` in ``django_ws.tasks``: time moves only when told."""
+    """Stand-in for ``asyncio`` in ``django_ws.schedule``: time moves only when told."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -543,7 +543,7 @@ async def test_sleep_loop_keeps_a_drift_free_schedule(
 ) -> None:
     """Each call starts one period after the previous start, however long it took."""
     clock = FakeClock()
-    monkeypatch.setattr(django_ws.tasks, "asyncio", clock)
+    monkeypatch.setattr(django_ws.schedule, "asyncio", clock)
     calls: list[tuple[float, str, str]] = []
 
     class Ticker(WebSocketHandler):
@@ -571,7 +571,7 @@ async def test_sleep_loop_skips_the_ticks_a_slow_call_missed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(django_ws.tasks, "asyncio", clock)
+    monkeypatch.setattr(django_ws.schedule, "asyncio", clock)
     calls: list[float] = []
 
     class Slow(WebSocketHandler):

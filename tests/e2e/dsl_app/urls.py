@@ -14,7 +14,7 @@ from django.urls import path
 from . import state
 
 #: Coroutines of the tasks that ``@periodic`` and ``@background`` run.
-MARKED_TASK_COROUTINES = ("run_every", "WebSocketHandler._stream")
+MARKED_TASK_COROUTINES = ("run_every", "TaskMixin._stream")
 
 
 async def debug_state(request: HttpRequest) -> JsonResponse:
