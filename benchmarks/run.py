@@ -435,8 +435,12 @@ class Server:
             raise
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, error: Any, traceback: Any) -> None:
         self.stop()
+        if isinstance(error, BenchError):
+            log_tail = tail(self.log)
+            if log_tail and log_tail not in str(error):
+                raise BenchError(f"{error} | {self.target.name} server log: {log_tail}")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -525,9 +529,13 @@ class RedisServer:
 def run_loadgen(
     args: list[str],
     timeout: float,
-    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the loadgen pinned to its core; ``on_ready`` runs at its ready event."""
+    """Run the loadgen pinned to its core.
+
+    ``on_event`` runs at each of its ``{"event": ...}`` lines (``ready``, and
+    ``done`` in broadcast mode), after which the loadgen is told to go on.
+    """
     cmd = [
         "taskset",
         "-c",
@@ -552,9 +560,9 @@ def run_loadgen(
         assert proc.stdout is not None and proc.stdin is not None
         for line in proc.stdout:
             data = json.loads(line)
-            if data.get("event") == "ready":
-                if on_ready is not None:
-                    on_ready(data)
+            if "event" in data:
+                if on_event is not None:
+                    on_event(data)
                 with contextlib.suppress(BrokenPipeError):
                     proc.stdin.write("\n")
                     proc.stdin.flush()
@@ -800,7 +808,13 @@ def measure_server_cpu(
     result = fn()
     server.check_alive()
     cpu = proc_cpu_s(server.pid) - before
+    result["server_cpu_s"] = cpu
     return result, round(100.0 * cpu / max(result["wall_s"], 1e-9), 1)
+
+
+def per_cpu_second(result: dict[str, Any]) -> float:
+    """Operations per second of server CPU: robust to other load on the server core."""
+    return round(result["completed_total"] / max(result["server_cpu_s"], 1e-9), 1)
 
 
 def scenario_pingpong(ctx: Context, targets: list[Target], rec: Recorder) -> None:
@@ -837,6 +851,7 @@ def scenario_pingpong(ctx: Context, targets: list[Target], rec: Recorder) -> Non
                             res["rate"],
                             loadgen_cpu_pct=res.get("window_cpu_pct", res["cpu_pct"]),
                             server_cpu_pct=server_cpu,
+                            per_cpu_s=per_cpu_second(res),
                             errors=loadgen_errors(res),
                             p50_ms=res["latency_p50_ms"],
                             p99_ms=res["latency_p99_ms"],
@@ -878,6 +893,7 @@ def scenario_churn(ctx: Context, targets: list[Target], rec: Recorder) -> None:
                         res["rate"],
                         loadgen_cpu_pct=res.get("window_cpu_pct", res["cpu_pct"]),
                         server_cpu_pct=server_cpu,
+                        per_cpu_s=per_cpu_second(res),
                         errors=loadgen_errors(res),
                         p50_ms=res["latency_p50_ms"],
                         p99_ms=res["latency_p99_ms"],
@@ -919,6 +935,8 @@ def scenario_idle(ctx: Context, targets: list[Target], rec: Recorder) -> None:
                         measured: dict[str, Any] = {}
 
                         def at_ready(event: dict[str, Any]) -> None:
+                            if event["event"] != "ready":
+                                return
                             if event["open"] != count:
                                 raise BenchError(
                                     f"only {event['open']} of {count} opened"
@@ -942,7 +960,7 @@ def scenario_idle(ctx: Context, targets: list[Target], rec: Recorder) -> None:
                                 *headers,
                             ],
                             timeout=300 + 60,
-                            on_ready=at_ready,
+                            on_event=at_ready,
                         )
                         server.check_alive()
                         after = measured["after"]
@@ -979,6 +997,10 @@ def broadcast_args(
         "--warmup-rounds",
         str(p.broadcast_warmup_rounds),
         "--wait-stdin",
+        # channels_redis refuses some of 200 concurrent handshakes (redis-py's
+        # MaxConnectionsError), so members connect at most 50 at a time.
+        "--inflight",
+        "50",
     ]
 
 
@@ -1024,12 +1046,15 @@ def scenario_broadcast_redis(
                 with Server(target, ctx) as a, Server(target, ctx) as b:
                     stats: dict[str, dict[str, int]] = {}
 
-                    def at_ready(event: dict[str, Any]) -> None:
-                        redis.cli("CONFIG", "RESETSTAT")
+                    def at_event(event: dict[str, Any]) -> None:
+                        # count from all members joined to all broadcasts done
+                        if event["event"] == "ready":
+                            redis.cli("CONFIG", "RESETSTAT")
+                        elif event["event"] == "done":
+                            stats["after"] = redis.commandstats()
 
                     args = broadcast_args([a.port, b.port], a, members, p)
-                    res = run_loadgen(args, 180, on_ready=at_ready)
-                    stats["after"] = redis.commandstats()
+                    res = run_loadgen(args, 180, on_event=at_event)
                     a.check_alive()
                     b.check_alive()
                 commands = {
@@ -1180,9 +1205,11 @@ SCENARIOS = {
             "it), 500 members on each; the trigger is on the first process and the time is "
             "taken until the last member on either process has the message. Redis commands "
             "are counted with `CONFIG RESETSTAT` once all members are connected and "
-            "`INFO commandstats` at the end, divided by the number of broadcasts (warm-up "
-            "rounds included); `config`/`info` themselves are left out. Polling commands of "
-            "idle consumers (channels_redis' BZPOPMIN) count too.",
+            "`INFO commandstats` right after the last broadcast (before anyone leaves), "
+            "divided by the number of broadcasts (warm-up rounds included); `config`/`info` "
+            "themselves are left out, the receive loops' commands (channels_redis' "
+            "BZPOPMIN) count. Members connect at most 50 at a time: with 200 concurrent "
+            "handshakes channels_redis refuses some (redis-py's MaxConnectionsError).",
             needs_redis=True,
         ),
         Scenario(
@@ -1227,6 +1254,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms",
         "p99_ms",
         "calls_per_s",
+        "open_s",
+        "per_cpu_s",
     ):
         found = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
         if found:
@@ -1281,6 +1310,13 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         "`× raw` and `× ref` divide by the raw app's and by the Channels reference's "
         "number from the same invocation."
     )
+    if name in ("pingpong", "churn"):
+        lines.append(
+            "*per server CPU-s* divides everything the server completed by the CPU "
+            "seconds it used (from /proc): unlike the rate, it does not drop when other "
+            "work shares core 0 (then *server CPU* stays well under 100% at 50 "
+            "connections)."
+        )
     lines.append("")
     for variant, targets in data["variants"].items():
         summaries = {t: summarize(runs) for t, runs in targets.items()}
@@ -1291,7 +1327,10 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         lines.append("")
         extra_cols = []
         if name in ("pingpong", "churn"):
+            raw_cpu = summaries[base].get("per_cpu_s") if base else None
             extra_cols = [
+                ("per server CPU-s", lambda s: fmt(s.get("per_cpu_s", 0), "")),
+                ("× raw per CPU-s", lambda s: ratio(s.get("per_cpu_s", 0), raw_cpu)),
                 (
                     "p50 / p99 ms",
                     lambda s: f"{s.get('p50_ms', 0):.2f} / "
@@ -1303,6 +1342,7 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         elif name == "idle":
             extra_cols = [
                 ("RSS at N", lambda s: f"{s.get('rss_after_kib', 0) / 1024:,.0f} MiB"),
+                ("time to open N", lambda s: f"{s.get('open_s', 0):.1f} s"),
                 ("loadgen CPU", lambda s: f"{s.get('loadgen_cpu_pct', 0):.0f}%"),
             ]
         elif name == "broadcast":
@@ -1378,8 +1418,13 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
 
 
 def chart(name: str, data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        log(
+            f"matplotlib is not installed: no chart for {name} (run benchmarks/setup.sh)"
+        )
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -1387,37 +1432,42 @@ def chart(name: str, data: dict[str, Any], path: Path) -> None:
     variants = list(data["variants"].items())
     if not variants:
         return
+    better = "higher" if scenario.higher_is_better else "lower"
+    rows = [("median", f"{scenario.unit} ({better} is better)")]
+    if name in ("pingpong", "churn"):
+        rows.append(("per_cpu_s", "per server CPU-second (higher is better)"))
     fig, axes = plt.subplots(
-        1, len(variants), figsize=(5.2 * len(variants), 3.6), squeeze=False
+        len(rows),
+        len(variants),
+        figsize=(5.2 * len(variants), 3.4 * len(rows)),
+        squeeze=False,
     )
-    for ax, (variant, targets) in zip(axes[0], variants):
-        names = list(targets)
-        medians = [summarize(targets[t])["median"] for t in names]
-        colors = [
-            (
-                "#2e7d32"
-                if t.startswith("djangows") and t != "djangows102"
-                else "#9e9e9e" if t.startswith("raw") else "#1565c0"
-            )
-            for t in names
-        ]
-        bars = ax.barh(names[::-1], medians[::-1], color=colors[::-1])
-        for bar, value in zip(bars, medians[::-1]):
-            ax.text(
-                bar.get_width(),
-                bar.get_y() + bar.get_height() / 2,
-                " " + fmt(value, ""),
-                va="center",
-                fontsize=8,
-            )
-        ax.set_title(variant, fontsize=10)
-        ax.set_xlabel(
-            f"{scenario.unit} ({'higher' if scenario.higher_is_better else 'lower'}"
-            " is better)",
-            fontsize=8,
-        )
-        ax.tick_params(labelsize=8)
-        ax.set_xlim(0, max(medians) * 1.25 if medians and max(medians) > 0 else 1)
+    for row, (key, label) in enumerate(rows):
+        for ax, (variant, targets) in zip(axes[row], variants):
+            names = list(targets)
+            values = [summarize(targets[t]).get(key, 0.0) for t in names]
+            colors = [
+                (
+                    "#2e7d32"
+                    if t.startswith("djangows") and t != "djangows102"
+                    else "#9e9e9e" if t.startswith("raw") else "#1565c0"
+                )
+                for t in names
+            ]
+            bars = ax.barh(names[::-1], values[::-1], color=colors[::-1])
+            for bar, value in zip(bars, values[::-1]):
+                ax.text(
+                    bar.get_width(),
+                    bar.get_y() + bar.get_height() / 2,
+                    " " + fmt(value, ""),
+                    va="center",
+                    fontsize=8,
+                )
+            ax.set_title(variant, fontsize=10)
+            ax.set_xlabel(label, fontsize=8)
+            ax.tick_params(labelsize=8)
+            top = max(values) if values else 0
+            ax.set_xlim(0, top * 1.25 if top > 0 else 1)
     fig.suptitle(scenario.title, fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1672,6 +1722,8 @@ def main(argv: list[str] | None = None) -> int:
             HERE / "results.json",
         )
 
+    if not (VENV / "bin" / "python").exists():
+        raise SystemExit(f"{VENV} is missing: run `bash benchmarks/setup.sh` first")
     build_loadgen()
     selftest()
     results: dict[str, Any] = {"scenarios": {}}

@@ -136,7 +136,8 @@ static double t_ready, t_hold_end, t_close_deadline;
 /* broadcast */
 static int nmembers;
 static int nsynced;
-static int bc_phase;       /* 0 connecting, 1 settle, 2 wait stdin, 3 rounds, 4 closing */
+/* 0 connecting, 1 settle, 2 wait stdin, 3 rounds, 6 wait stdin, 4-5 closing */
+static int bc_phase;
 static long bc_round;      /* current round (includes warm-up rounds) */
 static long bc_received;
 static double bc_t0, bc_t_first, bc_next_at, bc_round_deadline;
@@ -794,6 +795,11 @@ static void tick(double t) {
             if (!bc_in_round && bc_round >= opt_count + opt_warmup_rounds) {
                 getrusage(RUSAGE_SELF, &ru_meas_end);
                 bc_phase = 4;
+                if (opt_wait_stdin) {  /* let the caller read counters before the closes */
+                    printf("{\"event\": \"done\", \"rounds\": %ld}\n", bc_round);
+                    fflush(stdout);
+                    bc_phase = 6;
+                }
             } else if (!bc_in_round && t >= bc_next_at) {
                 int len = snprintf(msgbuf, msgcap,
                                    "{\"type\": \"broadcast\", \"seq\": %ld, \"payload\": \"%.*s\"}", bc_round,
@@ -837,6 +843,8 @@ static void on_stdin(void) {
         bc_phase = 3;
         bc_next_at = now_s();
         getrusage(RUSAGE_SELF, &ru_meas_start);
+    } else if (opt_mode == M_BROADCAST && bc_phase == 6) {
+        bc_phase = 4;
     }
 }
 
@@ -932,7 +940,8 @@ static void usage(void) {
             "  --payload N          payload length in bytes (default 100, at most 1000000)\n"
             "  --inflight N         concurrent connects (default 200)\n"
             "  --header 'K: V'      extra handshake header (repeatable)\n"
-            "  --wait-stdin         idle/broadcast: wait for a stdin line after ready\n"
+            "  --wait-stdin         idle/broadcast: after {\"event\": ...} lines (ready; broadcast\n"
+            "                       also done, before closing) wait for a line on stdin\n"
             "  --timeout S          hard limit on the whole run (default 120)\n");
     exit(2);
 }
