@@ -1304,7 +1304,15 @@ def ratio(value: float, base: float | None) -> str:
 def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
     scenario = SCENARIOS[name]
     better = "higher is better" if scenario.higher_is_better else "lower is better"
+    meta = data.get("meta")
     lines = [f"## {scenario.title}", "", scenario.method, ""]
+    if meta:
+        lines.append(
+            f"Measured {meta['date']} at `{meta['git']}` with `{meta['command']}`; "
+            f"load average {meta.get('loadavg_before', '?')} before, "
+            f"{meta.get('loadavg_after', '?')} after."
+        )
+        lines.append("")
     lines.append(
         f"Median of {data['runs_label']}; {scenario.metric}, {better}. "
         "`× raw` and `× ref` divide by the raw app's and by the Channels reference's "
@@ -1546,6 +1554,14 @@ def machine() -> dict[str, str]:
     }
 
 
+def now_utc() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def git_revision() -> str:
     out = subprocess.run(
         ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
@@ -1595,11 +1611,12 @@ def write_report(results: dict[str, Any], md_path: Path, img_dir: Path) -> None:
         "",
         "```sh",
         "bash benchmarks/setup.sh",
-        meta["command"],
+        "benchmarks/.venv/bin/python benchmarks/run.py --scenario all",
         "```",
         "",
-        f"Run on {meta['date']} at `{meta['git']}`; load average before/after: "
-        f"{meta.get('loadavg_before', '?')} / {meta.get('loadavg_after', '?')}.",
+        "Each section below names the command, commit and time it was measured with "
+        "(`--scenario NAME` re-runs one section; the others are kept from "
+        "`benchmarks/results.json`).",
         "",
     ]
     for name in SCENARIOS:
@@ -1671,6 +1688,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: docs/, results in benchmarks/results.json)",
     )
     parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite benchmarks.md and the charts from the stored results; run nothing",
+    )
+    parser.add_argument(
         "--note", default="", help="a line to show at the top of the report"
     )
     return parser.parse_args(argv)
@@ -1722,6 +1744,11 @@ def main(argv: list[str] | None = None) -> int:
             HERE / "results.json",
         )
 
+    if args.report_only:
+        results = json.loads(json_path.read_text())
+        write_report(results, md_path, img_dir)
+        log(f"wrote {md_path} and {img_dir}/bench-*.png from {json_path}")
+        return 0
     if not (VENV / "bin" / "python").exists():
         raise SystemExit(f"{VENV} is missing: run `bash benchmarks/setup.sh` first")
     build_loadgen()
@@ -1736,16 +1763,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv
     )
     results["meta"] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
-            "%Y-%m-%d %H:%M UTC"
-        ),
+        "date": now_utc(),
         "git": git_revision(),
         "smoke": args.smoke,
         "command": command.strip(),
         "machine": machine(),
         "versions": versions(),
         "note": args.note,
-        "loadavg_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "loadavg_before": loadavg(),
     }
     failed = False
     with tempfile.TemporaryDirectory(prefix="django-ws-bench-") as tmp:
@@ -1779,6 +1804,12 @@ def main(argv: list[str] | None = None) -> int:
                 log(
                     f"== {name}: {', '.join(t.name for t in targets) or 'nothing to run'}"
                 )
+                started = {
+                    "date": now_utc(),
+                    "git": results["meta"]["git"],
+                    "command": results["meta"]["command"],
+                    "loadavg_before": loadavg(),
+                }
                 if targets:
                     scenario.run(ctx, targets, rec)
                 for target_runs in rec.variants.values():
@@ -1791,13 +1822,14 @@ def main(argv: list[str] | None = None) -> int:
                     else params.runs
                 )
                 results["scenarios"][name] = {
+                    "meta": {**started, "loadavg_after": loadavg()},
                     "variants": rec.variants,
                     "errors": rec.errors,
                     "skipped": skipped,
                     "descriptions": rec.descriptions,
                     "runs_label": f"{runs} run{'s' if runs > 1 else ''}",
                 }
-    results["meta"]["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results["meta"]["loadavg_after"] = loadavg()
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     write_report(results, md_path, img_dir)
