@@ -1,0 +1,64 @@
+"""The benchmark suite still runs: a smoke pass over every scenario, no timings asserted.
+
+It builds the benchmark's own environment (``benchmarks/setup.sh``: Channels,
+Starlette, django-ws 1.0.2 from PyPI, the C load generator) and runs every scenario
+with tiny counts against the raw floor and both django-ws forms. The figures are not
+checked (speed is measured in ``benchmarks/run.py``, never in a test); that each
+scenario produced a row without load-generator errors is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_PYTHON = ROOT / "benchmarks" / ".venv" / "bin" / "python"
+
+pytestmark = pytest.mark.bench_smoke
+
+
+def test_every_benchmark_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
+    setup = subprocess.run(
+        ["bash", "benchmarks/setup.sh"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+
+    published = ROOT / "docs" / "benchmarks.md"
+    before = hashlib.sha256(published.read_bytes()).hexdigest()
+    run = subprocess.run(
+        [
+            str(BENCH_PYTHON),
+            "benchmarks/run.py",
+            "--smoke",
+            "--scenario",
+            "all",
+            "--targets",
+            "raw,djangows,djangows-dsl",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = (tmp_path / "benchmarks.md").read_text()
+    for heading in ("## Ping-pong", "## Connection churn", "## Idle memory", "## Broadcast"):
+        assert heading in report
+    assert "`djangows`" in report and "`djangows-dsl`" in report
+    assert hashlib.sha256(published.read_bytes()).hexdigest() == before
+    results = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert results["meta"]["smoke"] is True
