@@ -229,19 +229,21 @@ class WebSocketHandler(TaskMixin):
             return SENT
         self._closing = True
         self.close_code, self.close_reason = code, reason
-        sent = self._put({"type": "websocket.close", "code": code, "reason": reason})
-        self._outbox.seal(code)
-        return sent
+        message = {"type": "websocket.close", "code": code, "reason": reason}
+        return self._on_loop(self._outbox.put_last, message, code)
 
     def _put(self, message: dict[str, Any]) -> Awaitable[None]:
+        return self._on_loop(self._outbox.put, message)
+
+    def _on_loop(self, put: Callable[..., Awaitable[None]], *args: Any) -> Awaitable[None]:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self._loop or self._loop is None:
-            return self._outbox.put(message)
+            return put(*args)
         # A sync hook in a worker thread: hand over to the loop, order kept (FIFO).
-        self._loop.call_soon_threadsafe(self._outbox.put, message)
+        self._loop.call_soon_threadsafe(put, *args)
         return SENT
 
     def _send_queue_full(self) -> None:

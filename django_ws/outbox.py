@@ -156,6 +156,12 @@ class Outbox:
         queue.append(pending)
         return pending
 
+    def put_last(self, message: dict[str, Any], code: int) -> _Sent | _Dropped | PendingSend:
+        """Queue the close ``message`` and refuse everything after it."""
+        sent = self.put(message)
+        self.seal(code)
+        return sent
+
     def _step(self, message: dict[str, Any]) -> _Sent | _Dropped | PendingSend:
         steps: Generator[Any, Any, Any] = self._send(message).__await__()  # type: ignore[assignment]
         try:

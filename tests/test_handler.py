@@ -639,6 +639,19 @@ async def test_sync_hooks_run_in_a_thread_and_can_use_the_orm() -> None:
     assert threads == [True, True, True]
 
 
+async def test_a_sync_hook_can_send_then_close() -> None:
+    class SyncClose(WebSocketHandler):
+        def on_message(self, data: Any) -> None:
+            self.send({"bye": data})
+            self.close(4000, "done")
+
+    async with client(SyncClose).connect("/ws") as ws:
+        await ws.send_json("now")
+        assert await ws.receive_json() == {"bye": "now"}
+        assert await ws.receive_close() == 4000
+        assert ws.close_reason == "done"
+
+
 # Codecs -----------------------------------------------------------------------
 
 
