@@ -20,7 +20,7 @@ from .chain import load_middleware
 from .conf import get_settings
 from .handler import open_connections
 from .handshake import refuse_handshake
-from .routing import FROM_SETTINGS, get_router
+from .routing import FROM_SETTINGS, Router, get_router
 
 logger = logging.getLogger("django_ws")
 
@@ -34,10 +34,15 @@ class WebSocketApplication:
         self.http_app = http_app
         self.urlconf = urlconf
         self.registry = registry
+        self._router: Router | None = None
 
     @property
-    def router(self) -> Any:
-        return get_router(self.urlconf, self.registry)
+    def router(self) -> Router:
+        """The router, kept here so a connection costs no lookup unless it went stale."""
+        router = self._router
+        if router is None or router.stale:
+            router = self._router = get_router(self.urlconf, self.registry)
+        return router
 
     def check(self) -> None:
         """Validate configuration now, raising ``ImproperlyConfigured`` with a fix."""

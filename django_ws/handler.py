@@ -11,14 +11,15 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar
+from threading import get_ident
+from typing import Any, ClassVar, NamedTuple
 
 from asgiref.sync import sync_to_async
 
 from . import status
 from .chain import chain_for
 from .codecs import Codec, JSONCodec
-from .conf import get_settings
+from .conf import clears_on_settings_change, get_settings
 from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
 from .handshake import has_origin, refuse_handshake
 from .hooks import HookSpec, alias_marked_hooks, marks_of
@@ -34,6 +35,41 @@ _HOOKS = ("on_open", "on_message", "on_close", "on_error")
 
 #: Every accepted connection of this process that has not finished closing.
 open_connections: set[WebSocketHandler] = set()
+
+
+class _Policy(NamedTuple):
+    """A handler class's limits with the ``WS_*`` settings filled in."""
+
+    check_origin: bool
+    allowed_origins: tuple[str, ...]
+    max_message_size: int
+    max_send_queue: int
+    max_messages_per_second: float | None
+
+
+#: Policies by handler class, made on a class's first connection: a connection
+#: then reads its limits with one lookup instead of a settings read per limit.
+_policies: dict[type, _Policy] = {}
+clears_on_settings_change(_policies.clear)
+
+
+def _policy_for(cls: type[WebSocketHandler]) -> _Policy:
+    policy = _policies.get(cls)
+    if policy is None:
+        settings = get_settings()
+
+        def pick(name: str) -> Any:
+            value = getattr(cls, name)
+            return getattr(settings, name) if value is None else value
+
+        policy = _policies[cls] = _Policy(
+            check_origin=pick("check_origin"),
+            allowed_origins=settings.allowed_origins,
+            max_message_size=pick("max_message_size"),
+            max_send_queue=pick("max_send_queue"),
+            max_messages_per_second=pick("max_messages_per_second"),
+        )
+    return policy
 
 
 def _as_async(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -92,8 +128,10 @@ class WebSocketHandler(TaskMixin):
         "_closing",
         "_aborted",
         "_loop",
+        "_thread",
         "_task",
         "_outbox",
+        "_policy",
     )
 
     # Compiled once per class by __init_subclass__.
@@ -146,20 +184,18 @@ class WebSocketHandler(TaskMixin):
         self._closing = False
         self._aborted = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None  # the loop's thread
         self._task: asyncio.Task[Any] | None = None
+        self._policy = _policy_for(type(self))
         self._outbox = Outbox(
             send,
-            limit=self._limit("max_send_queue"),
+            limit=self._policy.max_send_queue,
             on_overflow=self._send_queue_full,
             on_lost=self._client_gone,
         )
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self.scope.get('path')!r}>"
-
-    def _limit(self, name: str) -> Any:
-        value = getattr(self, name)
-        return getattr(get_settings(), name) if value is None else value
 
     @property
     def request(self) -> WebSocketRequest:
@@ -203,9 +239,8 @@ class WebSocketHandler(TaskMixin):
     def send(self, data: Any) -> Awaitable[None]:
         """Encode ``data`` with the codec and send it; awaiting is optional."""
         encoded = self.codec.encode(data)
-        if type(encoded) is str:
-            return self._put_frame({"type": "websocket.send", "text": encoded})
-        return self._put_frame({"type": "websocket.send", "bytes": encoded})
+        key = "text" if type(encoded) is str else "bytes"
+        return self._put_frame({"type": "websocket.send", key: encoded})
 
     def send_text(self, text: str) -> Awaitable[None]:
         """Send a text frame as is."""
@@ -221,7 +256,11 @@ class WebSocketHandler(TaskMixin):
                 "Expected the socket to be accepted before 'websocket.send'; send from "
                 "on_open or later, not from a middleware before calling the next one."
             )
-        return self._put(message)
+        # On the loop's own thread (the common case, inlined): straight to the outbox.
+        # A thread id, not get_running_loop(), which costs a getpid() system call.
+        if get_ident() == self._thread:
+            return self._outbox.put(message)
+        return self._on_loop(self._outbox.put, message)
 
     def close(self, code: int = status.WS_1000_NORMAL_CLOSURE, reason: str = "") -> Awaitable[None]:
         """Close the socket after what is already queued; awaiting is optional."""
@@ -236,11 +275,7 @@ class WebSocketHandler(TaskMixin):
         return self._on_loop(self._outbox.put, message)
 
     def _on_loop(self, put: Callable[..., Awaitable[None]], *args: Any) -> Awaitable[None]:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop or self._loop is None:
+        if self._loop is None or get_ident() == self._thread:
             return put(*args)
         # A sync hook in a worker thread: hand over to the loop, order kept (FIFO).
         self._loop.call_soon_threadsafe(put, *args)
@@ -308,13 +343,26 @@ class WebSocketHandler(TaskMixin):
         message = await self._receive()
         if message["type"] != "websocket.connect":
             return
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        check = get_settings().check_origin if self.check_origin is None else self.check_origin
+        task = self._task = asyncio.current_task()
+        self._loop = task.get_loop() if task is not None else asyncio.get_running_loop()
+        self._thread = get_ident()
+        try:
+            await self._admit()
+        finally:
+            # The outbox holds bound methods of this handler, which holds the outbox:
+            # breaking that cycle frees a finished connection (and the server's
+            # protocol objects it references) by reference counting, at once,
+            # instead of leaving it all to the cyclic garbage collector.
+            self._outbox.detach()
+            self._task = None
+
+    async def _admit(self) -> None:
+        """Check the origin, run the middleware chain and, through it, the lifecycle."""
+        policy = self._policy
         if (
-            check
+            policy.check_origin
             and has_origin(self.scope)
-            and not origin_allowed(self.request, get_settings().allowed_origins)
+            and not origin_allowed(self.request, policy.allowed_origins)
         ):
             logger.warning("Refused %r: Origin %r not allowed", self, self.request.META["HTTP_ORIGIN"])
             await self._refuse(403)
@@ -372,9 +420,12 @@ class WebSocketHandler(TaskMixin):
             return
         await self._accept()
         open_connections.add(self)
+        cls = type(self)
         try:
-            if await self._call_hook(self.on_open):
-                if not self._closing:  # on_open may have closed the socket already
+            # Hooks left as the no-op defaults are not called: a connection that only
+            # answers messages pays for no extra coroutine at open and close.
+            if cls.on_open is _default_on_open or await self._call_hook(self.on_open):
+                if cls._autostart and not self._closing:  # on_open may have closed it
                     self._start_marked_tasks()
                 await self._receive_loop()
             else:
@@ -386,9 +437,12 @@ class WebSocketHandler(TaskMixin):
         finally:
             self.connected = False
             self.closed = True
-            await self._cancel_tasks()
-            await self._leave_all_groups()
-            await self._call_hook(self.on_close)
+            if self.tasks:
+                await self._cancel_tasks()
+            if self._groups:
+                await self._leave_all_groups()
+            if cls.on_close is not _default_on_close:
+                await self._call_hook(self.on_close)
             open_connections.discard(self)
 
     async def _call_hook(self, hook: Callable[..., Awaitable[Any]], *args: Any) -> bool:
@@ -404,8 +458,8 @@ class WebSocketHandler(TaskMixin):
     async def _receive_loop(self) -> None:
         receive = self._receive
         decode = self.codec.decode
-        max_size = self._limit("max_message_size")
-        rate = self._limit("max_messages_per_second")
+        max_size = self._policy.max_message_size
+        rate = self._policy.max_messages_per_second
         limiter = RateLimiter(rate) if rate else None
         typed = self._typed_hooks
         type_key = self.message_type_key
@@ -436,7 +490,9 @@ class WebSocketHandler(TaskMixin):
                     else:
                         result = await on_message(data)
                     if result is not None:
-                        await self.send(result)
+                        sent = self.send(result)
+                        if sent is not SENT:  # queued behind back-pressure, or dropped
+                            await sent
                 except ConnectionClosed:
                     pass
                 except MessageDecodeError as error:
@@ -492,3 +548,7 @@ class WebSocketHandler(TaskMixin):
             await asyncio.wait_for(self._asgi_send(message), get_settings().close_timeout)
         except (asyncio.TimeoutError, Exception):  # the client is not reading: give up
             logger.debug("Close frame to %r not taken by the server", self)
+
+
+_default_on_open = WebSocketHandler.on_open
+_default_on_close = WebSocketHandler.on_close

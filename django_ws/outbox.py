@@ -102,6 +102,14 @@ class _Resume:
                 return
 
 
+def _ignore_overflow() -> None:
+    pass
+
+
+def _ignore_lost(error: BaseException) -> None:
+    pass
+
+
 class Outbox:
     """Ordered, bounded delivery of ASGI send events for one connection."""
 
@@ -165,9 +173,12 @@ class Outbox:
     def _step(self, message: dict[str, Any]) -> _Sent | _Dropped | PendingSend:
         steps: Generator[Any, Any, Any] = self._send(message).__await__()  # type: ignore[assignment]
         try:
-            first = next(steps)
-        except StopIteration:
-            return SENT
+            # A for loop takes the coroutine's first step without raising (and
+            # allocating) a StopIteration when it finishes at once, as it usually does.
+            for first in steps:
+                break
+            else:
+                return SENT
         except Exception as error:
             self._lost(error)
             return _Dropped(self.closed_code)
@@ -204,6 +215,11 @@ class Outbox:
         logger.debug("WebSocket send failed, client gone: %r", error)
         self._on_lost(error)
 
+    def detach(self) -> None:
+        """Drop the owner's callbacks: its lifecycle is over, nothing is left to tell."""
+        self._on_overflow = _ignore_overflow
+        self._on_lost = _ignore_lost
+
     def seal(self, code: int) -> None:
         """Refuse further messages; those already queued still go out, in order."""
         if self.closed_code is None:
@@ -212,9 +228,10 @@ class Outbox:
     def shut(self, code: int) -> None:
         """Refuse further messages; drop queued ones, failing their waiters."""
         self.seal(code)
-        error = ConnectionClosed(code)
-        while self._queue:
-            self._queue.popleft()._settle(error)
+        if self._queue:
+            error = ConnectionClosed(code)
+            while self._queue:
+                self._queue.popleft()._settle(error)
         self._queue = None
         task = self._drain_task
         if task is not None and task is not asyncio.current_task():

@@ -87,6 +87,7 @@ class Router:
     def __init__(self, module: ModuleType | None, registry: RouteRegistry) -> None:
         self.registry = registry
         self.version = registry.version
+        self.retired = False  # set when the settings it was built from change
         patterns: list[Any] = [path("", include(module))] if module is not None else []
         patterns += registry.urlpatterns
         self.urlconf = _URLConf(patterns)
@@ -111,6 +112,11 @@ class Router:
             "handler class (path('ws', MySocket)) or decorate the function with "
             "@ws_route."
         )
+
+    @property
+    def stale(self) -> bool:
+        """Whether the settings or the registry changed since this router was built."""
+        return self.retired or self.version != self.registry.version
 
     def resolve(self, path_info: str) -> tuple[type[WebSocketHandler], tuple[Any, ...], dict[str, Any]] | None:
         """Return the handler class and URL arguments for ``path_info``, or ``None``.
@@ -137,17 +143,24 @@ class Router:
 
 
 _routers: dict[tuple[Any, int], Router] = {}
-clears_on_settings_change(_routers.clear)
+
+
+@clears_on_settings_change
+def _retire_routers() -> None:
+    for router in _routers.values():
+        router.retired = True
+    _routers.clear()
 
 
 def get_router(urlconf: Any = FROM_SETTINGS, registry: RouteRegistry | None = None) -> Router:
     """Return the router for ``urlconf`` and ``registry``, rebuilt when either changes."""
-    from .decorators.registry import routes
+    if registry is None:
+        from .decorators.registry import routes
 
-    registry = routes if registry is None else registry
+        registry = routes
     key = (urlconf, id(registry))
     router = _routers.get(key)
-    if router is None or router.version != registry.version:
+    if router is None or router.stale:
         if urlconf is FROM_SETTINGS:
             explicit = getattr(settings, "ROOT_WS_URLCONF", None) is not None
             module = import_ws_urlconf(ws_urlconf_name(), explicit=explicit)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import uuid
+import weakref
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -312,7 +314,55 @@ async def test_accept_headers_go_out_with_the_accept() -> None:
         ]
 
 
+async def test_a_closed_connection_is_freed_at_once_not_by_the_garbage_collector() -> None:
+    # No reference cycle runs through a connection: with the cyclic collector off,
+    # reference counting alone frees it (and what the server lent it) once it closes.
+    connections: list[weakref.ref[WebSocketHandler]] = []
+
+    class Tracked(WebSocketHandler):
+        async def on_open(self) -> None:
+            connections.append(weakref.ref(self))
+
+        async def on_message(self, data: Any) -> Any:
+            return data
+
+    gc.collect()
+    gc.disable()
+    try:
+        async with client(Tracked).connect("/ws") as ws:
+            await ws.send_json("hello")
+            assert await ws.receive_json() == "hello"
+            assert connections[0]() is not None
+        assert connections[0]() is None
+    finally:
+        gc.enable()
+
+
 # The request ------------------------------------------------------------------
+
+
+async def test_the_request_is_completed_on_first_use_keeping_what_was_set_before() -> None:
+    class Inspect(WebSocketHandler):
+        async def on_open(self) -> None:
+            request = self.request
+            request.user = "set before"
+            built_before = "META" in vars(request)
+            self.send(
+                {
+                    "built_before": built_before,
+                    "path": request.path,
+                    "user": request.user,
+                    "has_session": hasattr(request, "session"),
+                }
+            )
+
+    async with client(Inspect).connect("/ws") as ws:
+        assert await ws.receive_json() == {
+            "built_before": False,
+            "path": "/ws",
+            "user": "set before",
+            "has_session": False,
+        }
 
 
 async def test_request_is_a_django_request_of_the_handshake() -> None:
