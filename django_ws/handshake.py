@@ -8,9 +8,17 @@ from typing import Any
 from . import status
 
 
+def has_header(scope: dict[str, Any], name: bytes) -> bool:
+    """Return whether the handshake has a header ``name`` (lowercase bytes)."""
+    for header, _ in scope.get("headers", ()):
+        if header == name:
+            return True
+    return False
+
+
 def has_origin(scope: dict[str, Any]) -> bool:
     """Return whether the handshake has an ``Origin`` header (a browser's)."""
-    return any(name == b"origin" for name, _ in scope.get("headers", ()))
+    return has_header(scope, b"origin")
 
 
 async def refuse_handshake(

@@ -5,15 +5,19 @@ Each is built once with the next callable and keeps no per-connection state.
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib import import_module
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from .chain import Next
 from .exceptions import DenyConnection
+from .handshake import has_header
 from .tickets import InvalidTicket, redeem_ticket
 
 if TYPE_CHECKING:
@@ -25,7 +29,27 @@ logger = logging.getLogger("django_ws")
 def _get_user(request: Any) -> Any:
     from django.contrib import auth
 
-    return auth.get_user(request)
+    return _as_in_a_request(auth.get_user, request)
+
+
+def _as_in_a_request(function: Callable[..., Any], *args: Any) -> Any:
+    """Call ``function`` (in a worker thread) as Django runs a view's database work.
+
+    Connections that are broken or older than ``CONN_MAX_AGE`` are closed before
+    and after, as on ``request_started`` and ``request_finished``: without it, the
+    worker thread would keep a connection that a database restart broke, and every
+    later handshake would fail on it.
+    """
+    close_old_connections()
+    try:
+        return function(*args)
+    finally:
+        close_old_connections()
+
+
+@functools.lru_cache(maxsize=None)
+def _session_store(engine: str) -> Any:
+    return import_module(engine).SessionStore
 
 
 class AuthMiddleware:
@@ -34,28 +58,46 @@ class AuthMiddleware:
     The seed README's ``AuthAsyncMiddleware``, supported: the session store is the
     project's ``SESSION_ENGINE`` and the user is loaded in a worker thread, so the
     event loop never blocks on the database. Without a session cookie the user is
-    ``AnonymousUser`` with no database work at all.
+    ``AnonymousUser`` with no database work, no thread and no header parsing.
     """
 
     def __init__(self, next: Next) -> None:
+        from django.contrib.auth.models import AnonymousUser
+
         self.next = next
+        self.anonymous_user = AnonymousUser
 
     async def __call__(self, ws: WebSocketHandler) -> Any:
-        await self.authenticate(ws)
+        if self.needs_database(ws):
+            await self.load_user(ws)
         return await self.next(ws)
 
     async def authenticate(self, ws: WebSocketHandler) -> None:
-        request = ws.request
-        if not hasattr(request, "session"):
-            store = import_module(settings.SESSION_ENGINE).SessionStore
-            request.session = store(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
-        if not hasattr(request, "user"):
-            if request.session.session_key is None:
-                from django.contrib.auth.models import AnonymousUser
+        """Set ``session`` and ``user`` on ``ws.request`` unless they are set already."""
+        if self.needs_database(ws):
+            await self.load_user(ws)
 
-                request.user = AnonymousUser()
-            else:
-                request.user = await sync_to_async(_get_user)(request)
+    def needs_database(self, ws: WebSocketHandler) -> bool:
+        """Set what needs no database now; return whether the user must be loaded."""
+        request = ws.request
+        # What a middleware before this one set is kept. vars() rather than
+        # hasattr(): a lazy request answers a missing attribute with an exception.
+        attributes = vars(request)
+        if "session" not in attributes:
+            # No Cookie header at all (the scope is checked, not request.COOKIES,
+            # which would make Django parse every header): an empty session.
+            cookies = request.COOKIES if has_header(ws.scope, b"cookie") else {}
+            store = _session_store(settings.SESSION_ENGINE)
+            request.session = store(cookies.get(settings.SESSION_COOKIE_NAME))
+        if "user" in attributes:
+            return False
+        if request.session.session_key is None:
+            request.user = self.anonymous_user()
+            return False
+        return True
+
+    async def load_user(self, ws: WebSocketHandler) -> None:
+        ws.request.user = await sync_to_async(_get_user)(ws.request)
 
 
 #: The seed README's name for the same middleware.
@@ -66,7 +108,8 @@ class LoginRequiredMiddleware(AuthMiddleware):
     """Refuse anonymous users with HTTP 403 before the socket is accepted."""
 
     async def __call__(self, ws: WebSocketHandler) -> Any:
-        await self.authenticate(ws)
+        if self.needs_database(ws):
+            await self.load_user(ws)
         if not ws.request.user.is_authenticated:
             raise DenyConnection(403, "login required")
         return await self.next(ws)
@@ -87,7 +130,7 @@ class TicketMiddleware:
         ticket = ws.request.GET.get("ticket")
         if ticket is not None:
             try:
-                ws.request.user = await sync_to_async(redeem_ticket)(ticket)
+                ws.request.user = await sync_to_async(_as_in_a_request)(redeem_ticket, ticket)
             except InvalidTicket as error:
                 logger.warning("Refused %r: %s", ws, error)
                 raise DenyConnection(403, str(error)) from None

@@ -104,6 +104,41 @@ async def test_without_a_session_cookie_the_user_is_anonymous_and_the_database_u
         assert await ws.receive_json() == {"user": "", "authenticated": False}
 
 
+async def test_without_a_cookie_header_the_handshake_headers_are_not_even_parsed() -> None:
+    # Django builds request.META by walking every header: an anonymous connection
+    # that nobody inspects should not pay for that.
+    requests: list[Any] = []
+
+    class Untouched(WebSocketHandler):
+        middleware = [AuthMiddleware]
+
+        async def on_open(self) -> None:
+            requests.append(self.request)
+
+    async with client(Untouched).connect("/ws", headers=[("User-Agent", "pytest")]):
+        pass
+    request = requests[0]
+    assert "META" not in vars(request)
+    assert request.user.is_anonymous and request.session.session_key is None
+    assert request.META["HTTP_USER_AGENT"] == "pytest"  # built on first use
+
+
+@transactional_db
+async def test_what_an_earlier_middleware_set_is_kept() -> None:
+    alice = await create_user()
+
+    class SetsUser:
+        def __init__(self, next: Any) -> None:
+            self.next = next
+
+        async def __call__(self, ws: WebSocketHandler) -> Any:
+            ws.request.user = alice
+            return await self.next(ws)
+
+    async with client(who_am_i(SetsUser, AuthMiddleware)).connect("/ws") as ws:
+        assert await ws.receive_json() == {"user": "alice", "authenticated": True}
+
+
 @transactional_db
 async def test_an_unknown_session_cookie_is_anonymous() -> None:
     ws_client = client(who_am_i(AuthMiddleware))
