@@ -105,9 +105,16 @@ CHANNELS = Target(
 )
 CHANNELS_AUTH = Target(
     "channels-auth",
-    "the same behind AuthMiddlewareStack, logged-in session cookie",
+    "the same behind AuthMiddlewareStack, no session cookie (anonymous)",
     CHANNELS.app,
     env=_dj("channels_project.settings", BENCH_AUTH="1", BENCH_LAYER="memory"),
+    needs="channels",
+)
+CHANNELS_LOGIN = Target(
+    "channels-login",
+    "the same behind AuthMiddlewareStack, logged-in session cookie",
+    CHANNELS.app,
+    env=CHANNELS_AUTH.env,
     session=True,
     needs="channels",
 )
@@ -121,10 +128,18 @@ DJANGOWS = Target(
 )
 DJANGOWS_AUTH = Target(
     "djangows-auth",
-    "the same with WS_MIDDLEWARE AuthMiddleware, logged-in session cookie",
+    "the same with WS_MIDDLEWARE AuthMiddleware, no session cookie (anonymous)",
     DJANGOWS.app,
     lifespan="on",
     env=_dj("djangows_project.settings", BENCH_AUTH="1", BENCH_BROADCAST="memory"),
+    needs="djangows",
+)
+DJANGOWS_LOGIN = Target(
+    "djangows-login",
+    "the same with WS_MIDDLEWARE AuthMiddleware, logged-in session cookie",
+    DJANGOWS.app,
+    lifespan="on",
+    env=DJANGOWS_AUTH.env,
     session=True,
     needs="djangows",
 )
@@ -250,7 +265,21 @@ ALL_SERVER_TARGETS = [
     DJANGOWS_DSL,
     DJANGOWS_102,
 ]
-TARGET_NAMES = [t.name for t in ALL_SERVER_TARGETS] + [
+# Connection churn also measures a logged-in session cookie: the session and the
+# user are then loaded from the database on every connection.
+CHURN_TARGETS = [
+    RAW,
+    STARLETTE,
+    CHANNELS,
+    CHANNELS_AUTH,
+    CHANNELS_LOGIN,
+    DJANGOWS,
+    DJANGOWS_AUTH,
+    DJANGOWS_LOGIN,
+    DJANGOWS_DSL,
+    DJANGOWS_102,
+]
+TARGET_NAMES = [t.name for t in CHURN_TARGETS] + [
     "channels-redis",
     "channels-pubsub",
 ]
@@ -1149,13 +1178,16 @@ SCENARIOS = {
             "connections/s",
             "connections/s",
             True,
-            ALL_SERVER_TARGETS,
+            CHURN_TARGETS,
             scenario_churn,
             "Each worker repeatedly opens a connection (TCP + WebSocket handshake), sends one "
             "echo message, reads the echo, and closes with a clean close handshake (the "
             "server closes TCP first, as RFC 6455 says); full cycles completed in a 5 s window "
-            "after 1 s of warm-up. The `-auth` targets send a logged-in session cookie, so "
-            "the session and the user are loaded from the database on every connection.",
+            "after 1 s of warm-up. The `-auth` targets run the session/auth middleware for "
+            "clients without a session cookie; the `-login` targets send a logged-in "
+            "session cookie, so the session and the user are loaded from the database on "
+            "every connection (the default `CONN_MAX_AGE = 0`, SQLite), and their `× ref` "
+            "divides by `channels-login`.",
         ),
         Scenario(
             "idle",
@@ -1384,11 +1416,15 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for target, s in summaries.items():
+            # Logged-in rows compare with Channels logged in, when it was measured.
+            row_ref = "channels-login" if target.endswith("-login") else ref
+            if row_ref not in summaries:
+                row_ref = ref
             row = [
                 f"`{target}`",
                 fmt(s["median"], scenario.unit),
                 ratio(s["median"], summaries[base]["median"] if base else None),
-                ratio(s["median"], summaries[ref]["median"] if ref else None),
+                ratio(s["median"], summaries[row_ref]["median"] if row_ref else None),
                 f"{fmt(s['min'], '')}–{fmt(s['max'], '')}",
                 *[f(s) for _, f in extra_cols],
                 str(s["errors"] + s["missed"]),
