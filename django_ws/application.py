@@ -58,7 +58,14 @@ class WebSocketApplication:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "websocket":
-            await self.websocket(scope, receive, send)
+            # Resolved here rather than in a method of its own: an open socket keeps
+            # every frame of its call chain alive, so each one costs memory per socket.
+            match = self.router.resolve(scope["path"])
+            if match is None:
+                await self.refuse_unknown_path(scope, receive, send)
+                return
+            handler_class, args, kwargs = match
+            await handler_class(scope, receive, send, args=args, kwargs=kwargs).serve()
         elif kind == "http":
             await self.http_app(scope, receive, send)
         elif kind == "lifespan":
@@ -66,17 +73,12 @@ class WebSocketApplication:
         else:
             raise ValueError(f"django-ws cannot handle ASGI scope type {kind!r}")
 
-    async def websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Resolve the path and run the handler; unknown paths are refused with 404."""
-        match = self.router.resolve(scope["path"])
-        if match is None:
-            message = await receive()
-            if message["type"] == "websocket.connect":
-                logger.info("Refused WebSocket %s: no route", scope["path"])
-                await refuse_handshake(scope, send, 404)
-            return
-        handler_class, args, kwargs = match
-        await handler_class(scope, receive, send, args=args, kwargs=kwargs).serve()
+    async def refuse_unknown_path(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Refuse a handshake for a path that no route matches with HTTP 404."""
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            logger.info("Refused WebSocket %s: no route", scope["path"])
+            await refuse_handshake(scope, send, 404)
 
     async def lifespan(self, receive: Any, send: Any) -> None:
         """Answer the lifespan protocol: start and stop the broadcast backend."""

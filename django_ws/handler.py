@@ -346,8 +346,42 @@ class WebSocketHandler(TaskMixin):
         task = self._task = asyncio.current_task()
         self._loop = task.get_loop() if task is not None else asyncio.get_running_loop()
         self._thread = get_ident()
+        # The handshake's steps stay in this frame rather than a coroutine of their
+        # own: an open socket keeps every frame of its call chain alive.
+        policy = self._policy
         try:
-            await self._admit()
+            if (
+                policy.check_origin
+                and has_origin(self.scope)
+                and not origin_allowed(self.request, policy.allowed_origins)
+            ):
+                logger.warning(
+                    "Refused %r: Origin %r not allowed", self, self.request.META["HTTP_ORIGIN"]
+                )
+                await self._refuse(403)
+                return
+            try:
+                await chain_for(type(self))(self)
+            except DenyConnection as deny:
+                if not self._accepted:
+                    await self._refuse(deny.status)
+                else:
+                    logger.warning("DenyConnection raised after accept on %r: %s", self, deny)
+            except asyncio.CancelledError:
+                if not self._aborted:
+                    raise
+                self._absorb_abort()
+            except ConnectionClosed:
+                pass  # the client left during the handshake
+            except Exception:
+                logger.exception("Middleware of %r failed", self)
+                if not self._accepted:
+                    await self._refuse(500)
+            finally:
+                if not self._accepted and not self._refused:
+                    await self._refuse(403)
+            if self._aborted:
+                await self._send_abort_close()
         finally:
             # The outbox holds bound methods of this handler, which holds the outbox:
             # breaking that cycle frees a finished connection (and the server's
@@ -355,40 +389,6 @@ class WebSocketHandler(TaskMixin):
             # instead of leaving it all to the cyclic garbage collector.
             self._outbox.detach()
             self._task = None
-
-    async def _admit(self) -> None:
-        """Check the origin, run the middleware chain and, through it, the lifecycle."""
-        policy = self._policy
-        if (
-            policy.check_origin
-            and has_origin(self.scope)
-            and not origin_allowed(self.request, policy.allowed_origins)
-        ):
-            logger.warning("Refused %r: Origin %r not allowed", self, self.request.META["HTTP_ORIGIN"])
-            await self._refuse(403)
-            return
-        try:
-            await chain_for(type(self))(self)
-        except DenyConnection as deny:
-            if not self._accepted:
-                await self._refuse(deny.status)
-            else:
-                logger.warning("DenyConnection raised after accept on %r: %s", self, deny)
-        except asyncio.CancelledError:
-            if not self._aborted:
-                raise
-            self._absorb_abort()
-        except ConnectionClosed:
-            pass  # the client left during the handshake
-        except Exception:
-            logger.exception("Middleware of %r failed", self)
-            if not self._accepted:
-                await self._refuse(500)
-        finally:
-            if not self._accepted and not self._refused:
-                await self._refuse(403)
-        if self._aborted:
-            await self._send_abort_close()
 
     async def _refuse(self, http_status: int) -> None:
         self._refused = True

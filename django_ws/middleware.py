@@ -9,11 +9,12 @@ import functools
 import logging
 from importlib import import_module
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils.functional import SimpleLazyObject
 
 from .chain import Next
 from .exceptions import DenyConnection
@@ -83,15 +84,28 @@ class AuthMiddleware:
         # What a middleware before this one set is kept. vars() rather than
         # hasattr(): a lazy request answers a missing attribute with an exception.
         attributes = vars(request)
-        if "session" not in attributes:
+        if "session" in attributes:
+            session_key = request.session.session_key
+        else:
             # No Cookie header at all (the scope is checked, not request.COOKIES,
-            # which would make Django parse every header): an empty session.
-            cookies = request.COOKIES if has_header(ws.scope, b"cookie") else {}
+            # which would make Django parse every header): no session key.
+            cookie = (
+                request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+                if has_header(ws.scope, b"cookie")
+                else None
+            )
             store = _session_store(settings.SESSION_ENGINE)
-            request.session = store(cookies.get(settings.SESSION_COOKIE_NAME))
+            if cookie is None:
+                # An empty session, made on first use (as Django's request.user is):
+                # most anonymous sockets never touch it.
+                request.session = cast(Any, SimpleLazyObject(store))  # a SessionBase proxy
+                session_key = None
+            else:
+                request.session = store(cookie)
+                session_key = request.session.session_key
         if "user" in attributes:
             return False
-        if request.session.session_key is None:
+        if session_key is None:
             request.user = self.anonymous_user()
             return False
         return True
