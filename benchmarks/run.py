@@ -1609,6 +1609,83 @@ def git_revision() -> str:
     return out.stdout.strip() or "unknown"
 
 
+# The performance issue's targets: (scenario, variant, target, compared with, kind,
+# bound, wording). kind "ratio": target / other must be >= bound for higher-is-better
+# scenarios and <= bound otherwise; "faster": other / target >= bound (times);
+# "plus": target <= other + bound (KiB); "max": target's rss_after_kib <= bound (KiB);
+# "publish": target's PUBLISH per broadcast == bound.
+TARGETS: list[tuple[str, str, str, str, str, float, str]] = [
+    ("pingpong", "50 connections", "djangows", "raw", "ratio", 0.95, ">= 0.95x the raw floor"),
+    ("pingpong", "50 connections", "djangows", "channels-auth", "ratio", 3.5, ">= 3.5x Channels+auth"),
+    ("pingpong", "50 connections", "djangows", "djangows102", "ratio", 1.0, "never below 1.0.2"),
+    ("pingpong", "1 connection", "djangows", "raw", "ratio", 0.95, ">= 0.95x the raw floor"),
+    ("churn", "20 workers", "djangows-auth", "raw", "ratio", 0.9, "with auth middleware >= 0.9x the raw floor"),
+    ("churn", "20 workers", "djangows-auth", "channels-auth", "ratio", 2.5, "with auth middleware >= 2.5x Channels+auth"),
+    ("churn", "20 workers", "djangows-login", "channels-login", "ratio", 2.5, "logged in: >= 2.5x Channels+auth logged in"),
+    ("idle", "2,000 connections", "djangows", "raw", "plus", 2.0, "<= floor + 2 KiB"),
+    ("idle", "10,000 connections", "djangows", "raw", "plus", 2.0, "<= floor + 2 KiB"),
+    ("idle", "10,000 connections", "djangows", "", "max", 300 * 1024, "under 300 MiB at 10,000"),
+    ("broadcast", "1,000 members", "djangows", "raw", "ratio", 1.3, "<= 1.3x the floor's time"),
+    ("broadcast", "2,000 members", "djangows", "raw", "ratio", 1.3, "<= 1.3x the floor's time"),
+    ("broadcast", "1,000 members", "djangows", "channels", "faster", 25, ">= 25x faster than Channels in-memory"),
+    ("broadcast-redis", "2 processes x 500 members", "djangows", "raw", "ratio", 1.5, "<= 1.5x the floor's time"),
+    ("broadcast-redis", "2 processes x 500 members", "djangows", "channels-redis", "faster", 10, ">= 10x faster than RedisChannelLayer"),
+    ("broadcast-redis", "2 processes x 500 members", "djangows", "channels-pubsub", "faster", 10, ">= 10x faster than RedisPubSubChannelLayer"),
+    ("broadcast-redis", "2 processes x 500 members", "djangows", "", "publish", 1, "exactly 1 PUBLISH per broadcast"),
+]
+
+
+def targets_markdown(results: dict[str, Any]) -> list[str]:
+    """The issue's targets, checked against the medians above (same invocation)."""
+    rows = []
+    for scenario, variant, target, other, kind, bound, wording in TARGETS:
+        data = results["scenarios"].get(scenario, {}).get("variants", {}).get(variant, {})
+        if target not in data or (other and other not in data):
+            continue
+        mine = summarize(data[target])
+        theirs = summarize(data[other])["median"] if other else None
+        if kind == "ratio":
+            value = mine["median"] / theirs
+            met = value >= bound if SCENARIOS[scenario].higher_is_better else value <= bound
+            shown = f"{value:.2f}x `{other}`"
+        elif kind == "faster":
+            value = theirs / mine["median"]
+            met = value >= bound
+            floor = summarize(data["raw"])["median"] if "raw" in data else None
+            shown = f"{value:.1f}x faster than `{other}`" + (
+                f" (the raw floor: {theirs / floor:.1f}x)" if floor else ""
+            )
+        elif kind == "plus":
+            value = mine["median"] - theirs
+            met = value <= bound
+            shown = f"+{value:.1f} KiB over `{other}`"
+        elif kind == "max":
+            value = mine.get("rss_after_kib", 0)
+            met = value <= bound
+            shown = f"{value / 1024:,.0f} MiB"
+        else:  # publish
+            value = mine.get("publish_per_broadcast", 0)
+            met = value == bound
+            shown = f"{value:g} PUBLISH per broadcast"
+        rows.append(
+            f"| {scenario}, {variant} | `{target}` {wording} | {shown} | "
+            f"{'met' if met else '**not met**'} |"
+        )
+    if not rows:
+        return []
+    return [
+        "## Targets",
+        "",
+        "The performance issue's targets, computed from the medians below (each ratio "
+        "within one invocation).",
+        "",
+        "| scenario | target | measured | |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def write_report(results: dict[str, Any], md_path: Path, img_dir: Path) -> None:
     meta = results["meta"]
     lines = [
@@ -1655,6 +1732,7 @@ def write_report(results: dict[str, Any], md_path: Path, img_dir: Path) -> None:
         "`benchmarks/results.json`).",
         "",
     ]
+    lines += targets_markdown(results)
     for name in SCENARIOS:
         if name in results["scenarios"]:
             lines += scenario_markdown(name, results["scenarios"][name])
