@@ -165,6 +165,28 @@ async def test_the_user_is_loaded_in_a_worker_thread_not_on_the_event_loop(
     assert len(threads) == 1 and threads[0] != loop_thread
 
 
+@transactional_db
+async def test_a_database_connection_that_died_does_not_break_later_handshakes() -> None:
+    # The worker thread's connection is closed behind Django's back, as a database
+    # restart would. Like Django's request cycle, the middleware drops connections
+    # that are past CONN_MAX_AGE (0 here) before its lookup, so the next handshake
+    # reconnects instead of failing on the dead one forever.
+    ws_client = await logged_in(client(who_am_i(AuthMiddleware)), await create_user())
+    async with ws_client.connect("/ws") as ws:
+        assert (await ws.receive_json())["authenticated"] is True
+
+    def kill_the_worker_threads_connection() -> None:
+        from django.db import connection
+
+        connection.ensure_connection()
+        connection.connection.close()  # the socket is gone; Django does not know
+
+    await sync_to_async(kill_the_worker_threads_connection)()
+    for _ in range(2):
+        async with ws_client.connect("/ws") as ws:
+            assert await ws.receive_json() == {"user": "alice", "authenticated": True}
+
+
 def test_auth_async_middleware_is_the_seed_readmes_name_for_it() -> None:
     assert AuthAsyncMiddleware is AuthMiddleware
 
