@@ -79,9 +79,13 @@ async def test_runserver_reloads_the_code_after_a_change(tmp_path: Path) -> None
         _, reply = await classic_reply(server, "before")
         assert reply["reply"] == "sending data back"
         await asyncio.sleep(1.5)  # the reloader's first scan records the files' times
+        open_during_reload = await connect(server.ws_url("/ws"), open_timeout=5)
 
         module = project / "classic" / "ws.py"
         module.write_text(module.read_text().replace('"sending data back"', '"reloaded"'))
+        # The old process closes its sockets (1012, service restart) before it leaves.
+        await asyncio.wait_for(open_during_reload.wait_closed(), RELOAD_TIMEOUT)
+        assert open_during_reload.close_code == 1012
 
         deadline = time.monotonic() + RELOAD_TIMEOUT
         while True:

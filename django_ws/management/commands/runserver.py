@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Callable
 from datetime import datetime
 from importlib import import_module
 from typing import Any
@@ -26,6 +28,9 @@ from django.utils.module_loading import import_string
 
 #: Where the application comes from when neither setting nor ``asgi`` module names one.
 FALLBACK = "django_ws.get_websocket_application()"
+
+#: Seconds a reload waits for uvicorn to close its sockets before the process leaves.
+RELOAD_GRACE = 5.0
 
 MISSING_UVICORN = (
     "runserver serves WebSockets with uvicorn, which is not installed ({error}). "
@@ -134,6 +139,8 @@ class Command(RunserverCommand):
             uvicorn.Config(application, host=host, port=int(self.port), lifespan="auto")
         )
         self.print_banner(origin, uvicorn.__version__)
+        stopped = threading.Event()
+        autoreload.trigger_reload = exit_for_reload(server, stopped)  # type: ignore[assignment]
         try:
             server.run()
         except KeyboardInterrupt:
@@ -145,6 +152,8 @@ class Command(RunserverCommand):
             # reloader's thread cannot end the process with sys.exit: do it for it.
             sys.stderr.flush()
             os._exit(1)
+        finally:
+            stopped.set()
         if not server.started:
             raise CommandError(
                 "The ASGI application failed to start; the error is logged above."
@@ -169,3 +178,25 @@ class Command(RunserverCommand):
             f"Quit the server with {quit_command}."
         )
         self.stdout.flush()
+
+
+def exit_for_reload(server: Any, stopped: threading.Event) -> Callable[[str], None]:
+    """Return a replacement for Django's ``autoreload.trigger_reload``.
+
+    Django's leaves the process with ``sys.exit(3)`` from the reloader's thread and
+    lets the interpreter wind down uvicorn's thread and the thread pools; a pool
+    thread still busy at that moment can keep the process alive, and the reload
+    never comes (seen in CI). This one stops uvicorn (its sockets get 1012, so
+    clients reconnect to the new process), waits for it at most ``RELOAD_GRACE``
+    seconds, and leaves with 3, the code that tells the parent to restart.
+    """
+
+    def trigger_reload(filename: str) -> None:
+        autoreload.logger.info("%s changed, reloading.", filename)
+        server.should_exit = True
+        stopped.wait(RELOAD_GRACE)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(3)
+
+    return trigger_reload
