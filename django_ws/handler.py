@@ -271,9 +271,6 @@ class WebSocketHandler(TaskMixin):
         message = {"type": "websocket.close", "code": code, "reason": reason}
         return self._on_loop(self._outbox.put_last, message, code)
 
-    def _put(self, message: dict[str, Any]) -> Awaitable[None]:
-        return self._on_loop(self._outbox.put, message)
-
     def _on_loop(self, put: Callable[..., Awaitable[None]], *args: Any) -> Awaitable[None]:
         if self._loop is None or get_ident() == self._thread:
             return put(*args)

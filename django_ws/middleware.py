@@ -73,11 +73,6 @@ class AuthMiddleware:
             await self.load_user(ws)
         return await self.next(ws)
 
-    async def authenticate(self, ws: WebSocketHandler) -> None:
-        """Set ``session`` and ``user`` on ``ws.request`` unless they are set already."""
-        if self.needs_database(ws):
-            await self.load_user(ws)
-
     def needs_database(self, ws: WebSocketHandler) -> bool:
         """Set what needs no database now; return whether the user must be loaded."""
         request = ws.request
