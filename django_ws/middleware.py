@@ -8,17 +8,18 @@ from __future__ import annotations
 import functools
 import logging
 from importlib import import_module
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import SimpleLazyObject, cached_property
 
 from .chain import Next
 from .exceptions import DenyConnection
 from .handshake import has_header
+from .request import WebSocketRequest
 from .tickets import InvalidTicket, redeem_ticket
 
 if TYPE_CHECKING:
@@ -53,6 +54,27 @@ def _session_store(engine: str) -> Any:
     return import_module(engine).SessionStore
 
 
+class _AnonymousRequest(WebSocketRequest):
+    """The request of a handshake without a cookie, as the auth middleware leaves it.
+
+    Its empty session and its ``AnonymousUser`` are made on first read, like
+    Django's ``request.user``, but with no proxy object in between: most
+    anonymous sockets never read either, and each object made is paid per socket.
+    """
+
+    # cached_property stores the value in the instance on first read, so setting
+    # these later (a middleware further in) works as on any request.
+    @cached_property
+    def session(self) -> Any:  # type: ignore[override]
+        return _session_store(settings.SESSION_ENGINE)()
+
+    @cached_property
+    def user(self) -> Any:  # type: ignore[override]
+        from django.contrib.auth.models import AnonymousUser
+
+        return AnonymousUser()
+
+
 class AuthMiddleware:
     """Set ``ws.request.session`` and ``ws.request.user`` from the session cookie.
 
@@ -68,9 +90,21 @@ class AuthMiddleware:
         self.next = next
         self.anonymous_user = AnonymousUser
 
-    async def __call__(self, ws: WebSocketHandler) -> Any:
+    def __call__(self, ws: WebSocketHandler) -> Awaitable[Any]:
+        # Not a coroutine of its own when there is nothing to await: an open socket
+        # keeps every frame of its middleware chain alive. The chain awaits what
+        # this returns either way.
+        if ws._request is None and not has_header(ws.scope, b"cookie"):
+            # Most sockets: no cookie, and nothing before this read or set the
+            # request. One object, with the session and user made on first read.
+            ws.request = _AnonymousRequest(ws.scope)
+            return self.next(ws)
         if self.needs_database(ws):
-            await self.load_user(ws)
+            return self._load_user_then_next(ws)
+        return self.next(ws)
+
+    async def _load_user_then_next(self, ws: WebSocketHandler) -> Any:
+        await self.load_user(ws)
         return await self.next(ws)
 
     def needs_database(self, ws: WebSocketHandler) -> bool:
@@ -79,7 +113,7 @@ class AuthMiddleware:
         # What a middleware before this one set is kept. vars() rather than
         # hasattr(): a lazy request answers a missing attribute with an exception.
         attributes = vars(request)
-        if "session" in attributes:
+        if "session" in attributes or isinstance(request, _AnonymousRequest):
             session_key = request.session.session_key
         else:
             # No Cookie header at all (the scope is checked, not request.COOKIES,
@@ -91,14 +125,13 @@ class AuthMiddleware:
             )
             store = _session_store(settings.SESSION_ENGINE)
             if cookie is None:
-                # An empty session, made on first use (as Django's request.user is):
-                # most anonymous sockets never touch it.
+                # An empty session, made on first use: most sockets never touch it.
                 request.session = cast(Any, SimpleLazyObject(store))  # a SessionBase proxy
                 session_key = None
             else:
                 request.session = store(cookie)
                 session_key = request.session.session_key
-        if "user" in attributes:
+        if "user" in attributes or isinstance(request, _AnonymousRequest):
             return False
         if session_key is None:
             request.user = self.anonymous_user()

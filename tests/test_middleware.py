@@ -124,6 +124,30 @@ async def test_without_a_cookie_header_the_handshake_headers_are_not_even_parsed
 
 
 @transactional_db
+async def test_an_anonymous_session_is_made_on_first_read_and_is_a_real_session() -> None:
+    from django.contrib.sessions.backends.base import SessionBase
+
+    requests: list[Any] = []
+
+    class Anonymous(WebSocketHandler):
+        middleware = [AuthMiddleware]
+
+        async def on_open(self) -> None:
+            requests.append(self.request)
+            assert "session" not in vars(self.request)  # nothing made yet
+            self.request.session["seen"] = True
+            await sync_to_async(self.request.session.save)()
+            await self.send({"key": self.request.session.session_key})
+
+    async with client(Anonymous).connect("/ws") as ws:
+        key = (await ws.receive_json())["key"]
+    session = requests[0].session
+    assert isinstance(session, SessionBase)  # the store itself, not a proxy
+    assert session is requests[0].session  # made once
+    assert key and await sync_to_async(type(session)(key).get)("seen") is True
+
+
+@transactional_db
 async def test_what_an_earlier_middleware_set_is_kept() -> None:
     alice = await create_user()
 
@@ -137,6 +161,31 @@ async def test_what_an_earlier_middleware_set_is_kept() -> None:
 
     async with client(who_am_i(SetsUser, AuthMiddleware)).connect("/ws") as ws:
         assert await ws.receive_json() == {"user": "alice", "authenticated": True}
+
+
+@transactional_db
+async def test_a_middleware_after_it_can_still_set_the_user() -> None:
+    alice = await create_user()
+
+    class SetsUser:
+        def __init__(self, next: Any) -> None:
+            self.next = next
+
+        async def __call__(self, ws: WebSocketHandler) -> Any:
+            assert ws.request.user.is_anonymous
+            ws.request.user = alice
+            return await self.next(ws)
+
+    async with client(who_am_i(AuthMiddleware, SetsUser)).connect("/ws") as ws:
+        assert await ws.receive_json() == {"user": "alice", "authenticated": True}
+
+
+async def test_login_required_after_auth_refuses_a_socket_without_a_cookie() -> None:
+    events: list[str] = []
+    handler = who_am_i(AuthMiddleware, LoginRequiredMiddleware, events=events)
+    async with client(handler).connect("/ws") as ws:
+        assert (ws.accepted, ws.status) == (False, 403)
+    assert events == []
 
 
 @transactional_db
