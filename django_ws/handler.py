@@ -17,11 +17,11 @@ from typing import Any, ClassVar, NamedTuple
 from asgiref.sync import sync_to_async
 
 from . import status
-from .chain import chain_for
+from .chain import built_chains, chain_for
 from .codecs import Codec, JSONCodec
 from .conf import clears_on_settings_change, get_settings
 from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
-from .handshake import has_origin, refuse_handshake
+from .handshake import has_header, refuse_handshake
 from .hooks import HookSpec, alias_marked_hooks, marks_of
 from .origin import origin_allowed
 from .outbox import SENT, Outbox
@@ -115,7 +115,6 @@ class WebSocketHandler(TaskMixin):
         "kwargs",
         "connected",
         "closed",
-        "tasks",
         "_groups",
         "subprotocol",
         "close_code",
@@ -168,10 +167,10 @@ class WebSocketHandler(TaskMixin):
     ) -> None:
         self.scope = scope
         self.args = tuple(args)
-        self.kwargs: dict[str, Any] = kwargs or {}
+        self.kwargs: dict[str, Any] = {} if kwargs is None else kwargs
         self.connected = False
         self.closed = False
-        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self._tasks: dict[str, asyncio.Task[Any]] | None = None
         self._groups: set[str] | None = None
         self.subprotocol: str | None = None
         self.close_code: int | None = None
@@ -186,7 +185,7 @@ class WebSocketHandler(TaskMixin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None  # the loop's thread
         self._task: asyncio.Task[Any] | None = None
-        self._policy = _policy_for(type(self))
+        self._policy = _policies.get(type(self)) or _policy_for(type(self))
         self._outbox = Outbox(
             send,
             limit=self._policy.max_send_queue,
@@ -349,7 +348,7 @@ class WebSocketHandler(TaskMixin):
         try:
             if (
                 policy.check_origin
-                and has_origin(self.scope)
+                and has_header(self.scope, b"origin")
                 and not origin_allowed(self.request, policy.allowed_origins)
             ):
                 logger.warning(
@@ -358,7 +357,8 @@ class WebSocketHandler(TaskMixin):
                 await self._refuse(403)
                 return
             try:
-                await chain_for(type(self))(self)
+                chain = built_chains.get(type(self)) or chain_for(type(self))
+                await chain(self)
             except DenyConnection as deny:
                 if not self._accepted:
                     await self._refuse(deny.status)
@@ -434,7 +434,7 @@ class WebSocketHandler(TaskMixin):
         finally:
             self.connected = False
             self.closed = True
-            if self.tasks:
+            if self._tasks:
                 await self._cancel_tasks()
             if self._groups:
                 await self._leave_all_groups()

@@ -16,11 +16,6 @@ def has_header(scope: dict[str, Any], name: bytes) -> bool:
     return False
 
 
-def has_origin(scope: dict[str, Any]) -> bool:
-    """Return whether the handshake has an ``Origin`` header (a browser's)."""
-    return has_header(scope, b"origin")
-
-
 async def refuse_handshake(
     scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], http_status: int
 ) -> None:

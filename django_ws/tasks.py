@@ -26,9 +26,9 @@ TASK_WS_CLOSED = "task-websocket-closed"
 class TaskMixin:
     """The task API of ``WebSocketHandler``: no task outlives its socket."""
 
-    __slots__ = ()
+    __slots__ = ("_tasks",)
 
-    tasks: dict[str, asyncio.Task[Any]]
+    _tasks: dict[str, asyncio.Task[Any]] | None
     closed: bool
     PING_INTERVAL: ClassVar[float]
     _autostart: ClassVar[tuple[tuple[str, HookSpec], ...]]
@@ -38,6 +38,13 @@ class TaskMixin:
         def send(self, data: Any) -> Awaitable[None]: ...
 
         def on_task_error(self, error: BaseException) -> Any: ...
+
+    @property
+    def tasks(self) -> dict[str, asyncio.Task[Any]]:
+        """The tasks started with ``start_task`` that are still running, by id."""
+        if self._tasks is None:  # made on first use: most sockets start none
+            self._tasks = {}
+        return self._tasks
 
     def start_task(
         self,
