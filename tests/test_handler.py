@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
 import uuid
 import weakref
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.serializers.json import DjangoJSONEncoder
 from django.urls import path, re_path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
@@ -22,6 +24,7 @@ from django.utils.translation import gettext_lazy
 import django_ws.schedule
 from django_ws import TASK_DUPLICATE_STARTED, TASK_WS_CLOSED, WebSocketHandler
 from django_ws.codecs import JSONCodec, TextCodec
+from django_ws.exceptions import MessageDecodeError
 from tests.core_support import RawServer, app_for, client, client_for, websocket_scope
 
 # Hooks ------------------------------------------------------------------------
@@ -730,6 +733,51 @@ async def test_json_codec_encodes_django_types() -> None:
 
 def test_the_default_codec_is_json() -> None:
     assert isinstance(WebSocketHandler.codec, JSONCodec)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":1}', ' {"a": [1, 2.5, null]}\n', '"x"', "NaN", "[]", '{"é":"\\u00e9"}'],
+)
+def test_json_codec_decodes_as_json_loads_does(text: str) -> None:
+    assert repr(JSONCodec().decode(text)) == repr(json.loads(text))  # repr: nan != nan
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("{", "Expecting property name"),
+        ('{"a":1}x', "Extra data"),
+        ("", "Expecting value"),
+        ("[" * 100_000, "maximum recursion depth"),
+    ],
+)
+def test_json_codec_reports_what_json_loads_reports(text: str, error: str) -> None:
+    with pytest.raises(MessageDecodeError, match=error):
+        JSONCodec().decode(text)
+
+
+def test_json_codec_encodes_as_its_encoder_does() -> None:
+    codec = JSONCodec()
+    value = {"a": [1, 2.5, None, True, "naïve\n"], "b": {"c": -1e300}, "d": Decimal("2")}
+    expected = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False).encode(value)
+    assert codec.encode(value) == expected
+    assert codec.encode("top-level \"string\"") == '"top-level \\"string\\""'
+
+
+def test_json_codec_still_refuses_circular_values() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular reference"):
+        JSONCodec().encode(looped)
+
+
+def test_json_codec_keeps_an_encoder_that_overrides_encode() -> None:
+    class Shouting(json.JSONEncoder):
+        def encode(self, o: Any) -> str:
+            return super().encode(o).upper()
+
+    assert JSONCodec(Shouting).encode({"a": "b"}) == '{"A":"B"}'
 
 
 async def test_text_codec_passes_text_through() -> None:
