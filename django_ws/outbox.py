@@ -152,25 +152,10 @@ class Outbox:
         """Send ``message`` now if nothing is ahead of it, else queue it."""
         if self.closed_code is not None:
             return _Dropped(self.closed_code)
-        if self._drain_task is None:
-            return self._step(message)
-        queue = self._queue
-        if queue is None:
-            queue = self._queue = deque()
-        elif len(queue) >= self.limit:
-            self._on_overflow()
-            return _Dropped(self.closed_code)
-        pending = PendingSend(message)
-        queue.append(pending)
-        return pending
-
-    def put_last(self, message: dict[str, Any], code: int) -> _Sent | _Dropped | PendingSend:
-        """Queue the close ``message`` and refuse everything after it."""
-        sent = self.put(message)
-        self.seal(code)
-        return sent
-
-    def _step(self, message: dict[str, Any]) -> _Sent | _Dropped | PendingSend:
+        if self._drain_task is not None:
+            return self._enqueue(message)
+        # Nothing ahead: step the server's send right here (this is every message's
+        # and every broadcast member's path, so it is not a call of its own).
         steps: Generator[Any, Any, Any] = self._send(message).__await__()  # type: ignore[assignment]
         try:
             # A for loop takes the coroutine's first step without raising (and
@@ -191,6 +176,23 @@ class Outbox:
             self._drain(_Resume(steps, first))
         )
         return pending
+
+    def _enqueue(self, message: dict[str, Any]) -> _Dropped | PendingSend:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        elif len(queue) >= self.limit:
+            self._on_overflow()
+            return _Dropped(self.closed_code)
+        pending = PendingSend(message)
+        queue.append(pending)
+        return pending
+
+    def put_last(self, message: dict[str, Any], code: int) -> _Sent | _Dropped | PendingSend:
+        """Queue the close ``message`` and refuse everything after it."""
+        sent = self.put(message)
+        self.seal(code)
+        return sent
 
     async def _drain(self, resume: _Resume | None) -> None:
         queue = self._queue
