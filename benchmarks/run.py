@@ -291,7 +291,8 @@ TARGET_NAMES = [t.name for t in CHURN_TARGETS] + [
 
 @dataclass
 class Params:
-    runs: int = 3
+    runs: int = 5
+    idle_runs: int = 3
     broadcast_runs: int = 5
     pingpong_connections: tuple[int, ...] = (1, 50)
     pingpong_duration: float = 5.0
@@ -311,6 +312,7 @@ class Params:
 
 SMOKE = Params(
     runs=1,
+    idle_runs=1,
     broadcast_runs=1,
     pingpong_connections=(1, 10),
     pingpong_duration=0.3,
@@ -846,10 +848,20 @@ def per_cpu_second(result: dict[str, Any]) -> float:
     return round(result["completed_total"] / max(result["server_cpu_s"], 1e-9), 1)
 
 
+def in_run_order(targets: list[Target], run: int) -> list[Target]:
+    """The targets in this run's order: forward on even runs, backward on odd ones.
+
+    The machine's speed drifts during an invocation (another tenant, clock
+    changes); alternating the order puts each target early and late alike, so a
+    drift does not favour the targets that happen to come first.
+    """
+    return list(targets) if run % 2 == 0 else list(reversed(targets))
+
+
 def scenario_pingpong(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     p = ctx.params
     for run in range(p.runs):
-        for target in targets:
+        for target in in_run_order(targets, run):
 
             def one() -> None:
                 headers = ctx.session_headers(target)
@@ -892,7 +904,7 @@ def scenario_pingpong(ctx: Context, targets: list[Target], rec: Recorder) -> Non
 def scenario_churn(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     p = ctx.params
     for run in range(p.runs):
-        for target in targets:
+        for target in in_run_order(targets, run):
 
             def one() -> None:
                 headers = ctx.session_headers(target)
@@ -933,7 +945,7 @@ def scenario_churn(ctx: Context, targets: list[Target], rec: Recorder) -> None:
 
 def scenario_idle(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     p = ctx.params
-    for run in range(p.runs):
+    for run in range(p.idle_runs):
         for count in p.idle_counts:
             for target in targets:
 
@@ -1036,7 +1048,7 @@ def broadcast_args(
 def scenario_broadcast(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     p = ctx.params
     for run in range(p.broadcast_runs):
-        for target in targets:
+        for target in in_run_order(targets, run):
 
             def one() -> None:
                 with Server(target, ctx) as server:
@@ -1068,7 +1080,7 @@ def scenario_broadcast_redis(
     members = 2 * p.redis_members_per_server
     rounds = p.broadcast_rounds + p.broadcast_warmup_rounds
     for run in range(p.broadcast_runs):
-        for target in targets:
+        for target in in_run_order(targets, run):
 
             def one() -> None:
                 redis.cli("FLUSHALL")  # no group members left over from earlier runs
@@ -1113,7 +1125,7 @@ def scenario_broadcast_redis(
 def scenario_sync(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     p = ctx.params
     for run in range(p.runs):
-        for target in targets:
+        for target in in_run_order(targets, run):
 
             def one() -> None:
                 if ctx.redis is not None:
@@ -1342,7 +1354,14 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         lines.append(
             f"Measured {meta['date']} at `{meta['git']}` with `{meta['command']}`; "
             f"load average {meta.get('loadavg_before', '?')} before, "
-            f"{meta.get('loadavg_after', '?')} after."
+            f"{meta.get('loadavg_after', '?')} after"
+            + (
+                f"; CPU probe {meta['cpu_probe_ms_before']} ms before, "
+                f"{meta['cpu_probe_ms_after']} ms after (a fixed Python loop; "
+                "higher means a slower machine)."
+                if "cpu_probe_ms_after" in meta
+                else "."
+            )
         )
         lines.append("")
     lines.append(
@@ -1598,6 +1617,24 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def cpu_probe_ms() -> float:
+    """Milliseconds for a fixed Python loop, best of 3: the machine's speed right now.
+
+    A shared machine can run two or three times slower for minutes at a time
+    (seen here: 0.9 s to 1.9 s for the same loop within one hour) without any
+    load average to show for it. The probe before and after each scenario says
+    which state its numbers come from.
+    """
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
+
+
 def git_revision() -> str:
     out = subprocess.run(
         ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
@@ -1713,8 +1750,10 @@ def write_report(results: dict[str, Any], md_path: Path, img_dir: Path) -> None:
         "(`getrusage`), shown as *loadgen CPU* (100% would mean it is the bottleneck). "
         "*server CPU* is the server process's CPU time (from /proc) over the loadgen's wall "
         "time, warm-up included.",
-        "- JSON over text frames everywhere. Targets run interleaved; medians of 3 runs "
-        "(broadcast: 5). Ratios are between numbers of the same invocation.",
+        "- JSON over text frames everywhere. Targets run interleaved (run 1 of every "
+        "target, then run 2, ...), in alternating order (forward, then backward) so that a "
+        "drift in the machine's speed does not favour whichever target comes first; medians "
+        "of 5 runs (idle memory: 3). Ratios are between numbers of the same invocation.",
         "- Traffic stays on 127.0.0.1. The loadgen's framing is checked by "
         "`benchmarks/loadgen/selftest.py` before every invocation, and every echo is checked "
         "(`errors` counts connect/handshake/protocol errors, wrong echoes, unexpected closes "
@@ -1788,7 +1827,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"all, or a comma list of: {', '.join(TARGET_NAMES)}",
     )
     parser.add_argument(
-        "--runs", type=int, help="runs per target (default 3; broadcast 5)"
+        "--runs", type=int, help="runs per target (default 5; idle 3)"
     )
     parser.add_argument(
         "--smoke",
@@ -1833,7 +1872,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = SMOKE if args.smoke else Params()
     if args.runs:
-        params.runs = args.runs
+        params.runs = params.idle_runs = args.runs
         params.broadcast_runs = max(
             args.runs, params.broadcast_runs if not args.smoke else 1
         )
@@ -1923,6 +1962,7 @@ def main(argv: list[str] | None = None) -> int:
                     "git": results["meta"]["git"],
                     "command": results["meta"]["command"],
                     "loadavg_before": loadavg(),
+                    "cpu_probe_ms_before": cpu_probe_ms(),
                 }
                 if targets:
                     scenario.run(ctx, targets, rec)
@@ -1933,10 +1973,16 @@ def main(argv: list[str] | None = None) -> int:
                 runs = (
                     params.broadcast_runs
                     if name.startswith("broadcast")
+                    else params.idle_runs
+                    if name == "idle"
                     else params.runs
                 )
                 results["scenarios"][name] = {
-                    "meta": {**started, "loadavg_after": loadavg()},
+                    "meta": {
+                        **started,
+                        "loadavg_after": loadavg(),
+                        "cpu_probe_ms_after": cpu_probe_ms(),
+                    },
                     "variants": rec.variants,
                     "errors": rec.errors,
                     "skipped": skipped,
