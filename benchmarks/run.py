@@ -1357,11 +1357,18 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
             f"{meta.get('loadavg_after', '?')} after"
             + (
                 f"; CPU probe {meta['cpu_probe_ms_before']} ms before, "
-                f"{meta['cpu_probe_ms_after']} ms after (a fixed Python loop; "
-                "higher means a slower machine)."
+                f"{meta['cpu_probe_ms_after']} ms after (a fixed Python loop)"
                 if "cpu_probe_ms_after" in meta
-                else "."
+                else ""
             )
+            + (
+                f"; loopback probe {meta['loopback_probe_us_before']} µs before, "
+                f"{meta['loopback_probe_us_after']} µs after (a 1-byte TCP send and "
+                "receive)"
+                if "loopback_probe_us_after" in meta
+                else ""
+            )
+            + ". Higher probes mean a slower machine."
         )
         lines.append("")
     lines.append(
@@ -1613,17 +1620,41 @@ def now_utc() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def loopback_probe_us() -> float:
+    """Microseconds per 1-byte send + recv over a loopback TCP connection, best of 3.
+
+    The other half of the machine's state. On 2026-11-25 the raw app made 19k
+    ping-pong round trips/s at 09:20 against 63k at 07:40, while ``cpu_probe_ms``
+    read 40 ms, as fast as it ever read here: the time was lost outside Python's
+    own work, in system calls and the network path, which this measures.
+    """
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()) as client:
+            server, _ = listener.accept()
+            with server:
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                best = float("inf")
+                for _ in range(3):
+                    start = time.perf_counter()
+                    for _ in range(5000):
+                        client.send(b"x")
+                        server.recv(1)
+                    best = min(best, time.perf_counter() - start)
+    return round(best / 5000 * 1e6, 2)
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def cpu_probe_ms() -> float:
-    """Milliseconds for a fixed Python loop, best of 3: the machine's speed right now.
+    """Milliseconds for a fixed Python loop, best of 3: the CPU's speed right now.
 
     A shared machine can run two or three times slower for minutes at a time
-    (seen here: 0.9 s to 1.9 s for the same loop within one hour) without any
-    load average to show for it. The probe before and after each scenario says
-    which state its numbers come from.
+    without any load average to show for it. This probe and ``loopback_probe_us``
+    before and after each scenario say which state its numbers come from.
     """
     best = float("inf")
     for _ in range(3):
@@ -1995,6 +2026,7 @@ def main(argv: list[str] | None = None) -> int:
                     "command": results["meta"]["command"],
                     "loadavg_before": loadavg(),
                     "cpu_probe_ms_before": cpu_probe_ms(),
+                    "loopback_probe_us_before": loopback_probe_us(),
                 }
                 if targets:
                     scenario.run(ctx, targets, rec)
@@ -2014,6 +2046,7 @@ def main(argv: list[str] | None = None) -> int:
                         **started,
                         "loadavg_after": loadavg(),
                         "cpu_probe_ms_after": cpu_probe_ms(),
+                        "loopback_probe_us_after": loopback_probe_us(),
                     },
                     "variants": rec.variants,
                     "errors": rec.errors,
