@@ -60,10 +60,7 @@ class WebSocketApplication:
         if kind == "websocket":
             # Resolved here rather than in a method of its own: an open socket keeps
             # every frame of its call chain alive, so each one costs memory per socket.
-            router = self._router
-            if router is None or router.stale:
-                router = self.router
-            match = router.resolve(scope["path"])
+            match = self.router.resolve(scope["path"])
             if match is None:
                 await self.refuse_unknown_path(scope, receive, send)
                 return

@@ -21,10 +21,8 @@ if TYPE_CHECKING:
 
 Next = Callable[["WebSocketHandler"], Awaitable[Any]]
 
-#: Chains by handler class. A connection looks its chain up here directly (a dict
-#: lookup costs less than a call); ``chain_for`` builds the missing ones.
-built_chains: dict[type, Next] = {}
-clears_on_settings_change(built_chains.clear)
+_chains: dict[type, Next] = {}
+clears_on_settings_change(_chains.clear)
 
 
 def load_middleware(entry: Any, *, where: str) -> Callable[[Next], Next]:
@@ -58,7 +56,7 @@ def build_chain(inner: Next, middleware: Iterable[Any], *, where: str) -> Next:
 
 def chain_for(handler_class: type[WebSocketHandler]) -> Next:
     """Return the chain for ``handler_class``, building it on first use."""
-    chain = built_chains.get(handler_class)
+    chain = _chains.get(handler_class)
     if chain is None:
         settings_chain = list(get_settings().middleware)
         route_chain = list(handler_class.middleware)
@@ -67,5 +65,5 @@ def chain_for(handler_class: type[WebSocketHandler]) -> Next:
             settings_chain + route_chain,
             where=f"WS_MIDDLEWARE or {handler_class.__qualname__}.middleware",
         )
-        built_chains[handler_class] = chain
+        _chains[handler_class] = chain
     return chain

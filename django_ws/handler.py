@@ -17,7 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 from asgiref.sync import sync_to_async
 
 from . import status
-from .chain import built_chains, chain_for
+from .chain import chain_for
 from .codecs import Codec, JSONCodec
 from .conf import clears_on_settings_change, get_settings
 from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
@@ -185,7 +185,7 @@ class WebSocketHandler(TaskMixin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None  # the loop's thread
         self._task: asyncio.Task[Any] | None = None
-        self._policy = _policies.get(type(self)) or _policy_for(type(self))
+        self._policy = _policy_for(type(self))
         self._outbox = Outbox(
             send,
             limit=self._policy.max_send_queue,
@@ -357,8 +357,7 @@ class WebSocketHandler(TaskMixin):
                 await self._refuse(403)
                 return
             try:
-                chain = built_chains.get(type(self)) or chain_for(type(self))
-                await chain(self)
+                await chain_for(type(self))(self)
             except DenyConnection as deny:
                 if not self._accepted:
                     await self._refuse(deny.status)

@@ -229,8 +229,7 @@ class Outbox:
 
     def shut(self, code: int) -> None:
         """Refuse further messages; drop queued ones, failing their waiters."""
-        if self.closed_code is None:  # seal(), inlined: every connection ends here
-            self.closed_code = code
+        self.seal(code)
         if self._queue:
             error = ConnectionClosed(code)
             while self._queue:
