@@ -18,7 +18,7 @@ from . import status
 from .broadcast import get_backend
 from .chain import load_middleware
 from .conf import get_settings
-from .handler import open_connections
+from .lifecycle import open_connections
 from .handshake import refuse_handshake
 from .routing import FROM_SETTINGS, Router, get_router
 
@@ -50,7 +50,7 @@ class WebSocketApplication:
         for entry in settings.middleware:
             load_middleware(entry, where="WS_MIDDLEWARE")
         router = self.router
-        for handler_class in set(router._targets.values()):
+        for handler_class in router.handler_classes():
             for entry in handler_class.middleware:
                 load_middleware(entry, where=f"{handler_class.__qualname__}.middleware")
         get_backend()
@@ -65,7 +65,7 @@ class WebSocketApplication:
                 await self.refuse_unknown_path(scope, receive, send)
                 return
             handler_class, args, kwargs = match
-            await handler_class(scope, receive, send, args=args, kwargs=kwargs).serve()
+            await handler_class(scope, receive, send, args=args, kwargs=kwargs).run()
         elif kind == "http":
             await self.http_app(scope, receive, send)
         elif kind == "lifespan":
@@ -110,7 +110,11 @@ async def close_all(code: int, reason: str) -> None:
     connections = list(open_connections)
     for connection in connections:
         connection.close(code, reason)
-    lifecycles = {c._task for c in connections if c._task is not None and not c._task.done()}
+    lifecycles = {
+        task
+        for task in (connection.serving_task for connection in connections)
+        if task is not None and not task.done()
+    }
     if lifecycles:
         await asyncio.wait(lifecycles, timeout=get_settings().close_timeout)
     if open_connections:

@@ -71,7 +71,7 @@ def _uses_tickets() -> bool:
 
     try:
         entries = list(get_settings().middleware)
-        for handler_class in set(get_router()._targets.values()):
+        for handler_class in get_router().handler_classes():
             entries.extend(handler_class.middleware)
         factories = [load_middleware(entry, where="") for entry in entries]
     except ImproperlyConfigured:

@@ -141,10 +141,6 @@ class Outbox:
         self._on_lost = on_lost
         self.closed_code: int | None = None
 
-    @property
-    def closed(self) -> bool:
-        return self.closed_code is not None
-
     def __len__(self) -> int:
         return 0 if self._queue is None else len(self._queue)
 
@@ -188,10 +184,11 @@ class Outbox:
         queue.append(pending)
         return pending
 
-    def put_last(self, message: dict[str, Any], code: int) -> _Sent | _Dropped | PendingSend:
-        """Queue the close ``message`` and refuse everything after it."""
+    def put_close(self, message: dict[str, Any], code: int) -> _Sent | _Dropped | PendingSend:
+        """Send the close ``message`` after what is queued; refuse all after it."""
         sent = self.put(message)
-        self.seal(code)
+        if self.closed_code is None:
+            self.closed_code = code
         return sent
 
     async def _drain(self, resume: _Resume | None) -> None:
@@ -200,7 +197,7 @@ class Outbox:
         try:
             if resume is not None:
                 await resume
-                if queue:  # ``shut`` may have emptied it meanwhile
+                if queue:  # ``drop_queued`` may have emptied it meanwhile
                     queue.popleft()._settle()
             while queue:
                 await self._send(queue[0].message)  # type: ignore[arg-type]
@@ -217,19 +214,15 @@ class Outbox:
         logger.debug("WebSocket send failed, client gone: %r", error)
         self._on_lost(error)
 
-    def detach(self) -> None:
+    def forget_owner(self) -> None:
         """Drop the owner's callbacks: its lifecycle is over, nothing is left to tell."""
         self._on_overflow = _ignore_overflow
         self._on_lost = _ignore_lost
 
-    def seal(self, code: int) -> None:
-        """Refuse further messages; those already queued still go out, in order."""
+    def drop_queued(self, code: int) -> None:
+        """Refuse further messages; drop queued ones, failing their waiters."""
         if self.closed_code is None:
             self.closed_code = code
-
-    def shut(self, code: int) -> None:
-        """Refuse further messages; drop queued ones, failing their waiters."""
-        self.seal(code)
         if self._queue:
             error = ConnectionClosed(code)
             while self._queue:
@@ -238,8 +231,3 @@ class Outbox:
         task = self._drain_task
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-
-    async def flushed(self) -> None:
-        """Wait until every queued message has been taken by the server."""
-        while (task := self._drain_task) is not None:
-            await asyncio.shield(task)

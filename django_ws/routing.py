@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -20,10 +20,8 @@ from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern
 
 from .conf import clears_on_settings_change
-
-if TYPE_CHECKING:
-    from .decorators.registry import RouteRegistry
-    from .handler import WebSocketHandler
+from .decorators.registry import RouteRegistry
+from .handler import WebSocketHandler
 
 #: Marks "use the settings" for ``urlconf`` arguments, as opposed to "no urlconf".
 FROM_SETTINGS: Any = object()
@@ -98,8 +96,6 @@ class Router:
             self._targets[pattern.callback] = self._handler_class(pattern)
 
     def _handler_class(self, pattern: URLPattern) -> type[WebSocketHandler]:
-        from .handler import WebSocketHandler
-
         target = pattern.callback
         if isinstance(target, type) and issubclass(target, WebSocketHandler):
             return target
@@ -112,6 +108,10 @@ class Router:
             "handler class (path('ws', MySocket)) or decorate the function with "
             "@ws_route."
         )
+
+    def handler_classes(self) -> set[type[WebSocketHandler]]:
+        """Return every handler class that a route of this router serves."""
+        return set(self._targets.values())
 
     @property
     def stale(self) -> bool:

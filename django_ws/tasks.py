@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from asgiref.sync import sync_to_async
@@ -12,10 +12,8 @@ from django.utils import timezone
 
 from .conf import get_settings
 from .exceptions import ConnectionClosed
+from .marks import HookKind, HookSpec
 from .schedule import run_every
-
-if TYPE_CHECKING:
-    from .hooks import HookSpec
 
 #: The cancel message of a task replaced by one started with the same id.
 TASK_DUPLICATE_STARTED = "task-duplicate-started"
@@ -29,11 +27,12 @@ class TaskMixin:
     __slots__ = ("_tasks",)
 
     _tasks: dict[str, asyncio.Task[Any]] | None
-    closed: bool
     PING_INTERVAL: ClassVar[float]
-    _autostart: ClassVar[tuple[tuple[str, HookSpec], ...]]
 
     if TYPE_CHECKING:  # provided by WebSocketHandler
+
+        @property
+        def closed(self) -> bool: ...
 
         def send(self, data: Any) -> Awaitable[None]: ...
 
@@ -104,12 +103,13 @@ class TaskMixin:
     async def _ping(self) -> None:
         await self.send({"ping": timezone.now().isoformat()})
 
-    def _start_marked_tasks(self) -> None:
-        for name, spec in self._autostart:
+    def start_declared_tasks(self, tasks: Iterable[tuple[str, HookSpec]]) -> None:
+        """Start the ``@periodic`` and ``@background`` hooks (after ``on_open``)."""
+        for name, spec in tasks:
             method = getattr(self, name)
             if not (inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method)):
                 method = sync_to_async(method)
-            if spec.kind == "periodic":
+            if spec.kind is HookKind.PERIODIC:
                 assert spec.seconds is not None
                 self.start_task(
                     f"periodic:{name}",

@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 import django_ws
 from django_ws.broadcast import Presence, get_backend
-from django_ws.broadcast import base as broadcast_base
+from django_ws import connection_ids
 from django_ws.broadcast.redis import RedisBackend, decode_payload, encode_payload
 from django_ws.testing import WebSocketTestClient
 from tests.broadcast_support import (
@@ -129,7 +129,7 @@ async def test_a_broadcast_from_another_process_reaches_local_members(
         assert publish_from_another_process(backend, "lobby", message) == 1
         assert await a.receive_json() == {"from": "elsewhere"}
         assert await b.receive_json() == {"from": "elsewhere"}
-        excluded = frozenset({broadcast_base.connection_id(connections["a"])})
+        excluded = frozenset({connections["a"].connection_id})
         publish_from_another_process(backend, "lobby", message, excluded)
         assert await b.receive_json() == {"from": "elsewhere"}
         await a.assert_nothing_received()
@@ -192,7 +192,7 @@ async def test_presence_adds_up_processes_and_drops_dead_ones(
                 assert time.monotonic() < deadline, "the dead process is still counted"
                 await asyncio.sleep(0.1)
             assert other.smembers(backend.presence_index("lobby")) == {
-                broadcast_base.PROCESS_ID.encode()
+                connection_ids.process_id().encode()
             }
 
 

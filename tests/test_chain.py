@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.urls import path
 
 from django_ws import WebSocketHandler
-from django_ws.chain import chain_for
+from django_ws.compile import record_for
 from django_ws.testing import WebSocketTestClient
 from tests.core_support import client, client_for
 from tests.routing_apps import middleware
@@ -167,8 +167,8 @@ async def test_the_chain_is_built_once_per_handler_class(settings: Any) -> None:
         async with ws_client.connect(url) as ws:
             assert await ws.receive_json() == {"class": url[1:].title()}
     assert middleware.BUILT == ["outer", "outer"]  # one chain per class
-    assert chain_for(Base) is chain_for(Base)
-    assert chain_for(Base) is not chain_for(Child)
+    assert record_for(Base).chain is record_for(Base).chain
+    assert record_for(Base).chain is not record_for(Child).chain
 
 
 async def test_subclasses_do_not_share_a_chain_by_accident(settings: Any) -> None:
@@ -199,9 +199,9 @@ async def test_subclasses_do_not_share_a_chain_by_accident(settings: Any) -> Non
 async def test_the_chain_is_rebuilt_when_ws_middleware_changes(settings: Any) -> None:
     Recorded = recording_handler()
     settings.WS_MIDDLEWARE = [MW + "Outer"]
-    first = chain_for(Recorded)
+    first = record_for(Recorded).chain
     settings.WS_MIDDLEWARE = [MW + "Inner"]
-    assert chain_for(Recorded) is not first
+    assert record_for(Recorded).chain is not first
     assert middleware.BUILT == ["outer", "inner"]
 
 

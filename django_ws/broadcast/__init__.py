@@ -7,20 +7,18 @@ one process by default, ``RedisBackend`` across processes and machines.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..conf import clears_on_settings_change, get_settings
-from .base import BaseBackend, Presence, check_group, exclusion_ids, send_event
+from .base import BaseBackend, Member, Presence, check_group, exclusion_ids, send_event
 from .memory import MemoryBackend
-
-if TYPE_CHECKING:
-    from ..handler import WebSocketHandler
 
 __all__ = [
     "BaseBackend",
+    "Member",
     "MemoryBackend",
     "Presence",
     "RedisBackend",
@@ -79,7 +77,7 @@ def get_backend() -> BaseBackend:
 async def broadcast(
     group: str,
     data: Any,
-    exclude: WebSocketHandler | Iterable[WebSocketHandler] | None = None,
+    exclude: Member | Iterable[Member] | None = None,
     *,
     raw: bool = False,
 ) -> None:
@@ -100,7 +98,7 @@ async def broadcast(
 def broadcast_sync(
     group: str,
     data: Any,
-    exclude: WebSocketHandler | Iterable[WebSocketHandler] | None = None,
+    exclude: Member | Iterable[Member] | None = None,
     *,
     raw: bool = False,
 ) -> None:

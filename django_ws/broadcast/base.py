@@ -10,51 +10,28 @@ bounded send path, so a member that does not read delays nobody else.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..codecs import JSONCodec
-
-if TYPE_CHECKING:
-    from ..handler import WebSocketHandler
 
 _codec = JSONCodec()
 
 
-def _new_process_id() -> str:
-    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+class Member(Protocol):
+    """What a backend needs of a connection: ``WebSocketHandler`` provides it."""
 
+    @property
+    def connection_id(self) -> str:
+        """An id unique across processes."""
 
-#: Identifies this process among those sharing a backend (renewed in forked children).
-PROCESS_ID = _new_process_id()
-_connection_numbers = itertools.count(1)
+    @property
+    def presence_user(self) -> Any:
+        """The authenticated user behind the connection, or ``None``."""
 
-
-def _after_fork() -> None:
-    # A worker forked from a preloaded master must not share the master's id, or
-    # its connection ids would collide with its siblings' and its own broadcasts
-    # would be taken for theirs.
-    global PROCESS_ID, _connection_numbers
-    PROCESS_ID = _new_process_id()
-    _connection_numbers = itertools.count(1)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
-
-
-def connection_id(connection: WebSocketHandler) -> str:
-    """Return the id of ``connection``, unique across processes (made on first use)."""
-    found: str | None = connection.__dict__.get("_broadcast_id")
-    if found is None:
-        found = connection.__dict__["_broadcast_id"] = (
-            f"{PROCESS_ID}:{next(_connection_numbers)}"
-        )
-    return found
+    def send_event(self, event: dict[str, Any]) -> Awaitable[None]:
+        """Queue a prepared ``websocket.send`` event on the connection's send path."""
 
 
 def check_group(group: Any) -> str:
@@ -75,15 +52,13 @@ def send_event(data: Any, *, raw: bool = False) -> dict[str, Any]:
     return {"type": "websocket.send", "text": _codec.encode(data)}
 
 
-def exclusion_ids(
-    exclude: WebSocketHandler | Iterable[WebSocketHandler] | None,
-) -> frozenset[str]:
+def exclusion_ids(exclude: Member | Iterable[Member] | None) -> frozenset[str]:
     """Return the ids of the connections that a broadcast must skip."""
     if exclude is None:
         return frozenset()
     if isinstance(exclude, Iterable):
-        return frozenset(connection_id(c) for c in exclude)
-    return frozenset((connection_id(exclude),))
+        return frozenset(c.connection_id for c in exclude)
+    return frozenset((exclude.connection_id,))
 
 
 @dataclass
@@ -99,15 +74,6 @@ class Presence:
     users: list[Any] = field(default_factory=list)
 
 
-def user_of(connection: WebSocketHandler) -> Any:
-    """Return the authenticated user behind ``connection``, or ``None``."""
-    request = connection._request
-    user = getattr(request, "user", None) if request is not None else None
-    if user is not None and getattr(user, "is_authenticated", False):
-        return user
-    return None
-
-
 def user_key(user: Any) -> int | str:
     """Return how ``Presence.users`` names ``user``: its pk, as JSON can carry it."""
     pk = user.pk
@@ -119,10 +85,12 @@ def sorted_users(users: Iterable[Any]) -> list[Any]:
     return sorted(set(users), key=lambda key: (isinstance(key, str), key))
 
 
-def local_users(members: Iterable[WebSocketHandler]) -> list[Any]:
+def local_users(members: Iterable[Member]) -> list[Any]:
     """Return the sorted, distinct user keys behind ``members``."""
     return sorted_users(
-        user_key(user) for user in map(user_of, members) if user is not None
+        user_key(member.presence_user)
+        for member in members
+        if member.presence_user is not None
     )
 
 
@@ -134,7 +102,7 @@ class BaseBackend:
     ) -> None:
         self.location = location
         self.options = options or {}
-        self.groups: dict[str, set[WebSocketHandler]] = {}
+        self.groups: dict[str, set[Member]] = {}
         #: The event loop that serves this process's members (set on first join).
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -148,7 +116,7 @@ class BaseBackend:
         """Return how many memberships this process holds (for leak checks)."""
         return sum(len(members) for members in self.groups.values())
 
-    async def join(self, group: str, connection: WebSocketHandler) -> None:
+    async def join(self, group: str, connection: Member) -> None:
         """Add ``connection`` to ``group`` in this process."""
         check_group(group)
         self._loop = asyncio.get_running_loop()
@@ -161,7 +129,7 @@ class BaseBackend:
             members.add(connection)
             await self.members_changed(group)
 
-    async def leave(self, group: str, connection: WebSocketHandler) -> None:
+    async def leave(self, group: str, connection: Member) -> None:
         """Remove ``connection`` from ``group`` in this process."""
         members = self.groups.get(group)
         if members is None or connection not in members:
@@ -194,9 +162,9 @@ class BaseBackend:
             return 0
         delivered = 0
         for member in tuple(members):
-            if exclude and connection_id(member) in exclude:
+            if exclude and member.connection_id in exclude:
                 continue
-            member._outbox.put(message)  # the member's own bounded send path
+            member.send_event(message)  # the member's own bounded send path
             delivered += 1
         return delivered
 

@@ -39,7 +39,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry as SyncRetry
 
 from ..exceptions import BroadcastError
-from . import base
+from ..connection_ids import process_id
 from .base import BaseBackend, Presence, local_users, sorted_users
 
 logger = logging.getLogger("django_ws")
@@ -169,7 +169,7 @@ class RedisBackend(BaseBackend):
 
     def _reset(self) -> None:
         """Forget everything bound to an event loop."""
-        self._bound: asyncio.AbstractEventLoop | None = None
+        self._bound_loop: asyncio.AbstractEventLoop | None = None
         self._client: async_redis.Redis | None = None
         self._pubsub: Any = None
         self._connected = False
@@ -179,7 +179,7 @@ class RedisBackend(BaseBackend):
         self._writer: asyncio.Task[None] | None = None
         self._dirty: set[str] = set()
         self._confirming: dict[bytes, list[asyncio.Future[None]]] = {}
-        self._up = asyncio.Event()  # set while the subscription connection is up
+        self._subscriber_ready = asyncio.Event()  # set while the subscription connection is up
 
     def __repr__(self) -> str:
         return f"<RedisBackend {_redacted(self.location)}>"
@@ -213,15 +213,15 @@ class RedisBackend(BaseBackend):
     def _bind(self) -> asyncio.AbstractEventLoop:
         """Bind to the running loop, dropping what a closed loop left behind."""
         loop = asyncio.get_running_loop()
-        if self._bound is not loop and (self._bound is None or self._bound.is_closed()):
+        if self._bound_loop is not loop and (self._bound_loop is None or self._bound_loop.is_closed()):
             self._reset()
-            self._bound = loop
+            self._bound_loop = loop
         return loop
 
     def _async_client(self) -> async_redis.Redis | None:
         """Return the client of the bound loop, or ``None`` on another live loop."""
         loop = self._bind()
-        if loop is not self._bound:
+        if loop is not self._bound_loop:
             return None
         if self._client is None:
             self._client = self._new_async_client()
@@ -263,10 +263,10 @@ class RedisBackend(BaseBackend):
 
     def _ensure_running(self) -> None:
         loop = self._bind()
-        if loop is not self._bound:
+        if loop is not self._bound_loop:
             raise RuntimeError(
                 "The RedisBackend serves members on one event loop per process; "
-                f"it is bound to {self._bound!r}, not to {loop!r}."
+                f"it is bound to {self._bound_loop!r}, not to {loop!r}."
             )
         if self._reader is None:
             self._reader = loop.create_task(
@@ -279,12 +279,12 @@ class RedisBackend(BaseBackend):
 
     async def stop(self) -> None:
         """Stop the tasks, take this process out of presence, close the clients."""
-        if self._bound is asyncio.get_running_loop():
+        if self._bound_loop is asyncio.get_running_loop():
             tasks = [task for task in (self._reader, self._beater) if task is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._written()
+            await self._presence_written()
             self._dirty.update(self.groups)  # sockets still open: out of presence
             if self._dirty:
                 try:
@@ -306,14 +306,14 @@ class RedisBackend(BaseBackend):
         self._ensure_running()
         await super().join(group, connection)
         if self._connected:
-            await self._written()
+            await self._presence_written()
 
     async def group_opened(self, group: str) -> None:
         """Subscribe before returning, so a broadcast after ``join`` reaches it."""
-        self._mark(group)
+        self._presence_changed(group)
         if not self._connected and not self._outage:
             try:  # the reader is connecting for the first time
-                await _bounded(self._up.wait(), self.timeout)
+                await _bounded(self._subscriber_ready.wait(), self.timeout)
             except asyncio.TimeoutError:
                 pass
         if not self._connected:
@@ -334,7 +334,7 @@ class RedisBackend(BaseBackend):
             if not waiting:
                 self._confirming.pop(channel, None)
 
-    def _current(self, pubsub: Any) -> bool:
+    def _is_live_pubsub(self, pubsub: Any) -> bool:
         # A pub/sub object that the reader has dropped must not be used again: it
         # would open a connection that nobody reads.
         return pubsub is not None and pubsub is self._pubsub and self._connected
@@ -342,16 +342,16 @@ class RedisBackend(BaseBackend):
     async def _subscribe(
         self, pubsub: Any, channel: bytes, confirmed: asyncio.Future[None]
     ) -> None:
-        if self._current(pubsub):
+        if self._is_live_pubsub(pubsub):
             await pubsub.subscribe(channel)
             await confirmed
 
     async def _unsubscribe(self, pubsub: Any, channel: bytes) -> None:
-        if self._current(pubsub):
+        if self._is_live_pubsub(pubsub):
             await pubsub.unsubscribe(channel)
 
     async def group_closed(self, group: str) -> None:
-        self._mark(group)  # not awaited: a closing socket must not wait for Redis
+        self._presence_changed(group)  # not awaited: a closing socket must not wait for Redis
         if not self._connected or group in self.groups:
             return
         try:
@@ -362,7 +362,7 @@ class RedisBackend(BaseBackend):
             logger.debug("Unsubscribing from %r failed: %r", group, error)
 
     async def members_changed(self, group: str) -> None:
-        self._mark(group)
+        self._presence_changed(group)
 
     # Broadcasting -------------------------------------------------------------
 
@@ -370,7 +370,7 @@ class RedisBackend(BaseBackend):
         self, group: str, message: dict[str, Any], exclude: frozenset[str]
     ) -> None:
         self.deliver_local(group, message, exclude)
-        payload = encode_payload(message, exclude, base.PROCESS_ID)
+        payload = encode_payload(message, exclude, process_id())
         channel = self.channel(group)
         await self._call(lambda client: client.publish(channel, payload))
 
@@ -378,7 +378,7 @@ class RedisBackend(BaseBackend):
         self, group: str, message: dict[str, Any], exclude: frozenset[str]
     ) -> None:
         self.deliver_local(group, message, exclude)
-        payload = encode_payload(message, exclude, base.PROCESS_ID)
+        payload = encode_payload(message, exclude, process_id())
         try:
             self._sync().publish(self.channel(group), payload)
         except (RedisError, OSError) as error:
@@ -396,7 +396,7 @@ class RedisBackend(BaseBackend):
         except ValueError:
             logger.warning("Ignored a malformed broadcast on Redis channel %r", channel)
             return
-        if origin != base.PROCESS_ID:  # this process delivered its own already
+        if origin != process_id():  # this process delivered its own already
             self.deliver(group, message, exclude)
 
     # The reader ---------------------------------------------------------------
@@ -423,10 +423,10 @@ class RedisBackend(BaseBackend):
         client = self._new_async_client()
         pubsub = client.pubsub()
         try:
-            await _bounded(pubsub.connect(), self.timeout)
+            await _bounded(pubsub.connect(), self.timeout)  # type: ignore[no-untyped-call,unused-ignore]
             self._pubsub = pubsub
             self._connected = True
-            channels = [f"{self.prefix}:process:{base.PROCESS_ID}".encode()]
+            channels = [f"{self.prefix}:process:{process_id()}".encode()]
             channels += [self.channel(group) for group in self.groups]
             await _bounded(pubsub.subscribe(*channels), self.timeout)
             if self._outage:
@@ -436,12 +436,12 @@ class RedisBackend(BaseBackend):
                     len(channels) - 1,
                 )
             self._outage = False
-            self._up.set()
+            self._subscriber_ready.set()
             self._dirty.update(self.groups)  # Redis may have restarted empty
-            self._written_soon()
+            self._start_presence_write()
             await self._read_messages(pubsub)
         finally:
-            self._up.clear()
+            self._subscriber_ready.clear()
             self._connected = False
             self._pubsub = None
             for waiters in self._confirming.values():
@@ -491,8 +491,8 @@ class RedisBackend(BaseBackend):
     # Presence -----------------------------------------------------------------
 
     async def presence(self, group: str) -> Presence:
-        if self._bound is asyncio.get_running_loop():
-            await self._written()  # this process's own joins and leaves first
+        if self._bound_loop is asyncio.get_running_loop():
+            await self._presence_written()  # this process's own joins and leaves first
         index = self.presence_index(group)
 
         async def read(client: async_redis.Redis) -> list[Any]:
@@ -514,21 +514,21 @@ class RedisBackend(BaseBackend):
             users.extend(entry["users"])
         return Presence(count=count, users=sorted_users(users))
 
-    def _mark(self, group: str) -> None:
+    def _presence_changed(self, group: str) -> None:
         self._dirty.add(group)
-        self._written_soon()
+        self._start_presence_write()
 
-    def _written_soon(self) -> asyncio.Task[None] | None:
+    def _start_presence_write(self) -> asyncio.Task[None] | None:
         """Start writing the changed groups' presence unless a write is under way."""
-        if self._bound is None or self._bound.is_closed():
+        if self._bound_loop is None or self._bound_loop.is_closed():
             return None
         if self._dirty and (self._writer is None or self._writer.done()):
-            self._writer = self._bound.create_task(self._write_presence())
+            self._writer = self._bound_loop.create_task(self._write_presence())
         return self._writer
 
-    async def _written(self) -> None:
+    async def _presence_written(self) -> None:
         """Wait (bounded) until the changed groups' presence is in Redis."""
-        writer = self._written_soon()
+        writer = self._start_presence_write()
         if writer is None or writer.done():
             return
         try:
@@ -541,7 +541,7 @@ class RedisBackend(BaseBackend):
         ttl = int(self.presence_ttl * 1000)
         while self._dirty:
             groups, self._dirty = self._dirty, set()
-            process = base.PROCESS_ID
+            process = process_id()
             client = self._async_client()
             if client is None:
                 return
@@ -575,4 +575,4 @@ class RedisBackend(BaseBackend):
             await asyncio.sleep(self.heartbeat)
             if self.groups and self._connected:
                 self._dirty.update(self.groups)
-                await self._written()
+                await self._presence_written()

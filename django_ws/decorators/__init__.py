@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from .marks import (
+from .hooks import (
     background,
     on_close,
     on_error,

@@ -8,16 +8,25 @@ them after the ws urlconf, and ``include(routes.urlpatterns)`` works in a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import path, re_path
 
-from ..hooks import describe, route_of, unmarked
+from ..handler import WebSocketHandler
+from ..marks import describe, route_of, unmarked
 
-if TYPE_CHECKING:
-    from ..handler import WebSocketHandler
-    from .route import Route
+
+class Route(Protocol):
+    """What the registry needs of a route (``django_ws.decorators.Route``)."""
+
+    route: str
+    name: str | None
+
+    @property
+    def handler_class(self) -> type[WebSocketHandler]: ...
+
+    def describe(self) -> str: ...
 
 
 class RouteRegistry:
@@ -61,7 +70,7 @@ class RouteRegistry:
 
     def handler_for(self, target: Any) -> type[WebSocketHandler] | None:
         """Return the compiled handler class that serves ``target``, if any."""
-        route = route_of(target)
+        route = cast("Route | None", route_of(target))
         if route is None:
             try:
                 route = self._targets.get(unmarked(target))

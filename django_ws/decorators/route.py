@@ -9,6 +9,7 @@ Signatures are checked when a hook is added, so mistakes fail at import.
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -17,28 +18,29 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from ..handler import WebSocketHandler
-from ..hooks import (
+from ..marks import (
+    HookKind,
     HookSpec,
     MarkedFunction,
     describe,
-    mark,
     marks_of,
     route_of,
+    two_hooks_error,
     unmarked,
 )
-from . import marks
+from . import hooks as marks
 from .registry import RouteRegistry, routes
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The positional arguments each hook kind is called with (ws first).
 _ARGUMENTS = {
-    "on_open": ("ws",),
-    "on_close": ("ws",),
-    "on_error": ("ws", "error"),
-    "on_message": ("ws", "data"),
-    "periodic": ("ws",),
-    "background": ("ws",),
+    HookKind.ON_OPEN: ("ws",),
+    HookKind.ON_CLOSE: ("ws",),
+    HookKind.ON_ERROR: ("ws", "error"),
+    HookKind.ON_MESSAGE: ("ws", "data"),
+    HookKind.PERIODIC: ("ws",),
+    HookKind.BACKGROUND: ("ws",),
 }
 
 #: Handler class attributes that ``ws_route(**options)`` may set.
@@ -47,22 +49,6 @@ OPTIONS = frozenset(
     for name, hint in WebSocketHandler.__annotations__.items()
     if not name.startswith("_") and "ClassVar" in str(hint) and name != "middleware"
 )
-
-
-#: How to tell two hooks of one kind apart, for the "two hooks" error.
-_TWO_HOOKS_FIX = {
-    "on_message": ", or give them different message types with @on_message(type=...).",
-    "background": ", or give them different task ids.",
-}
-
-
-def _same_slot(one: HookSpec, other: HookSpec) -> bool:
-    """Tell whether two hooks would fill the same place (any number of periodic)."""
-    return one.kind != "periodic" and (one.kind, one.message_type, one.task_id) == (
-        other.kind,
-        other.message_type,
-        other.task_id,
-    )
 
 
 def _url_kwarg_names(route: str) -> frozenset[str]:
@@ -122,11 +108,13 @@ class Route:
             )
         specs = marks_of(target)
         if not specs:
-            self._add(HookSpec("on_message"), target, implicit=True)
-            return self._routed(target, (HookSpec("on_message"),))
-        for spec in specs:
-            self._add(spec, target)
-        return self._routed(target, specs)
+            self._add(HookSpec(HookKind.ON_MESSAGE), target, implicit=True)
+            specs = (HookSpec(HookKind.ON_MESSAGE),)
+        else:
+            for spec in specs:
+                self._add(spec, target)
+        routed: F = self._routed(target, specs)
+        return routed
 
     def _take_class(self, handler_class: type) -> type:
         if not issubclass(handler_class, WebSocketHandler):
@@ -160,11 +148,9 @@ class Route:
             )
         self._check_signature(spec, function, implicit=implicit)
         for existing, other in self.hooks:
-            if _same_slot(existing, spec):
-                raise ImproperlyConfigured(
-                    f"ws_route({self.route!r}) has two {spec} hooks: "
-                    f"{describe(other)} and {describe(function)}. Keep one"
-                    f"{_TWO_HOOKS_FIX.get(spec.kind, '.')}"
+            if existing.same_slot(spec):
+                raise two_hooks_error(
+                    f"ws_route({self.route!r})", spec, describe(other), describe(function)
                 )
         if not self.hooks:
             self.registry.register(self, function)
@@ -189,7 +175,7 @@ class Route:
                 "To stream values, make it an 'async def' with 'yield' under "
                 "@background."
             )
-        if inspect.isasyncgenfunction(raw) and spec.kind != "background":
+        if inspect.isasyncgenfunction(raw) and spec.kind is not HookKind.BACKGROUND:
             raise ImproperlyConfigured(
                 f"{describe(function)} is an async generator; only a @background hook "
                 f"can stream values, not the @{spec} hook of ws_route({self.route!r}). "
@@ -238,7 +224,7 @@ class Route:
             raise ImproperlyConfigured(
                 f"{describe(function)} is already marked "
                 f"@{', @'.join(map(str, marks_of(function)))}; it cannot also be "
-                f"added with @route.{spec.kind}. Register it once: "
+                f"added with @route.{spec.kind.value}. Register it once: "
                 f"ws_route({self.route!r})({function.__name__}) takes its marks."
             )
         self._add(spec, function)
@@ -246,15 +232,15 @@ class Route:
 
     def on_open(self, function: F) -> F:
         """Add ``function(ws, **url_kwargs)`` as this route's ``on_open``."""
-        return self._hook(function, HookSpec("on_open"))  # type: ignore[no-any-return]
+        return self._hook(function, HookSpec(HookKind.ON_OPEN))  # type: ignore[no-any-return]
 
     def on_close(self, function: F) -> F:
         """Add ``function(ws, **url_kwargs)`` as this route's ``on_close``."""
-        return self._hook(function, HookSpec("on_close"))  # type: ignore[no-any-return]
+        return self._hook(function, HookSpec(HookKind.ON_CLOSE))  # type: ignore[no-any-return]
 
     def on_error(self, function: F) -> F:
         """Add ``function(ws, error, **url_kwargs)`` as this route's ``on_error``."""
-        return self._hook(function, HookSpec("on_error"))  # type: ignore[no-any-return]
+        return self._hook(function, HookSpec(HookKind.ON_ERROR))  # type: ignore[no-any-return]
 
     def on_message(self, function: Any = None, /, *, type: str | None = None) -> Any:
         """Add a message hook, for every message or for one ``type``."""
@@ -314,18 +300,26 @@ class Route:
             "middleware": self.middleware,
             **self.options,
         }
+        declared: list[tuple[str, HookSpec]] = []
         for index, (spec, function) in enumerate(self.hooks):
-            method = self._method(function)
-            if spec.kind in ("periodic", "background") or spec.message_type is not None:
+            if spec.kind.is_task or spec.message_type is not None:
                 # Named after the function where that shadows nothing, so task ids
-                # read ``periodic:tick``; the handler finds these by their mark.
+                # read ``periodic:tick``.
                 attribute = function.__name__
                 if attribute in namespace or hasattr(WebSocketHandler, attribute):
-                    attribute = f"_{spec.kind}_{index}_{attribute}"
-                namespace[attribute] = mark(method, spec)
+                    attribute = f"_{spec.kind.value}_{index}_{attribute}"
             else:
-                namespace[spec.kind] = method
-        return type(first.__name__, (WebSocketHandler,), namespace)
+                attribute = spec.kind.value
+            namespace[attribute] = self._method(function)
+            declared.append((attribute, spec))
+        # The route's hooks go to the class as they are: their marks are not read
+        # again, and the class runs the same checks as a hand-written one.
+        return types.new_class(
+            first.__name__,
+            (WebSocketHandler,),
+            {"declared_hooks": tuple(declared)},
+            lambda body: body.update(namespace),
+        )
 
     def _method(self, function: Callable[..., Any]) -> Callable[..., Any]:
         """Return ``function`` as a method of the compiled class, URL kwargs passed."""
@@ -333,7 +327,7 @@ class Route:
         names = tuple(sorted(self._accepted_kwargs(function)))
         if inspect.isasyncgenfunction(raw):
             if not names:
-                return raw
+                return raw  # type: ignore[no-any-return]
 
             async def stream(ws: WebSocketHandler, *args: Any) -> AsyncIterator[Any]:
                 async for item in raw(ws, *args, **{n: ws.kwargs[n] for n in names}):

@@ -1,45 +1,88 @@
-"""Marks that turn functions and methods into lifecycle hooks and tasks.
+"""Marks: what a hook decorator records on a function or method, and nothing else.
 
 A marked function stays the same function for its callers (wrapt keeps its name,
 signature, docstring and ``inspect.iscoroutinefunction``); the mark only says how
-the handler class that holds it should run it. ``WebSocketHandler`` reads the marks
-of its methods when the class is created, and the decorator DSL compiles marked
-functions into such a class, so both forms share one lifecycle.
+the handler class that holds it should run it. ``django_ws.compile`` reads the
+marks of a class once, when the class is created; the decorator DSL builds such a
+class from its route's hooks, so both forms share one reading and one lifecycle.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import wrapt
 from django.core.exceptions import ImproperlyConfigured
 
-if TYPE_CHECKING:
-    from .decorators.route import Route
 
-#: The kinds of hook a mark can name.
-HOOK_KINDS = ("on_open", "on_message", "on_close", "on_error", "periodic", "background")
+class Route(Protocol):
+    """What a mark knows of the ``ws_route`` that took its function."""
+
+    route: str
+
+class HookKind(enum.Enum):
+    """The kinds of hook a mark can name; the value is the decorator's name."""
+
+    ON_OPEN = "on_open"
+    ON_MESSAGE = "on_message"
+    ON_CLOSE = "on_close"
+    ON_ERROR = "on_error"
+    PERIODIC = "periodic"
+    BACKGROUND = "background"
+
+    @property
+    def is_task(self) -> bool:
+        """Whether hooks of this kind run as tasks started after open."""
+        return self in (HookKind.PERIODIC, HookKind.BACKGROUND)
+
+
+#: The lifecycle hooks a handler class has one method each of.
+LIFECYCLE_HOOKS = (HookKind.ON_OPEN, HookKind.ON_MESSAGE, HookKind.ON_CLOSE, HookKind.ON_ERROR)
+
+#: How to tell two hooks of one kind apart, for the "two hooks" error.
+_TWO_HOOKS_FIX = {
+    HookKind.ON_MESSAGE: ", or give them different message types with @on_message(type=...).",
+    HookKind.BACKGROUND: ", or give them different task ids.",
+}
 
 
 @dataclass(frozen=True)
 class HookSpec:
     """What a mark says: the hook kind and its options."""
 
-    kind: str
+    kind: HookKind
     message_type: str | None = None  # on_message(type=...)
     seconds: float | None = None  # periodic
     immediate: bool = False  # periodic
     task_id: str | None = None  # background
 
     def __str__(self) -> str:
-        if self.kind == "on_message" and self.message_type is not None:
+        if self.kind is HookKind.ON_MESSAGE and self.message_type is not None:
             return f"on_message(type={self.message_type!r})"
-        if self.kind == "periodic":
+        if self.kind is HookKind.PERIODIC:
             return f"periodic({self.seconds:g})"
-        if self.kind == "background":
+        if self.kind is HookKind.BACKGROUND:
             return f"background({self.task_id!r})"
-        return self.kind
+        name: str = self.kind.value
+        return name
+
+    def same_slot(self, other: HookSpec) -> bool:
+        """Tell whether two hooks would fill one place (any number of periodic may)."""
+        return self.kind is not HookKind.PERIODIC and (
+            self.kind,
+            self.message_type,
+            self.task_id,
+        ) == (other.kind, other.message_type, other.task_id)
+
+
+def two_hooks_error(owner: str, spec: HookSpec, first: str, second: str) -> ImproperlyConfigured:
+    """Return the error for two hooks in one place; both handler forms raise it."""
+    return ImproperlyConfigured(
+        f"{owner} has two {spec} hooks: {first} and {second}. "
+        f"Keep one{_TWO_HOOKS_FIX.get(spec.kind, '.')}"
+    )
 
 
 def describe(function: Any) -> str:
@@ -52,7 +95,7 @@ def _call_through(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return wrapped(*args, **kwargs)
 
 
-class MarkedFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
+class MarkedFunction(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg,unused-ignore]
     """A function or method carrying one or more ``HookSpec`` marks.
 
     Metadata lives on ``_self_`` attributes: anything else set on a wrapt proxy
@@ -115,25 +158,3 @@ def route_of(value: Any) -> Route | None:
         route: Route | None = value._self_route
         return route
     return None
-
-
-def alias_marked_hooks(cls: type, hook_names: tuple[str, ...]) -> None:
-    """Make a method marked ``@on_open`` (etc.) under another name ``cls``'s hook.
-
-    So ``@on_open async def joined(self)`` works in a handler class as it does
-    under ``ws_route``. Two methods for one hook is an error, not a silent pick.
-    """
-    for name, value in list(vars(cls).items()):
-        for spec in marks_of(value):
-            if spec.kind not in hook_names or spec.message_type is not None:
-                continue
-            if name == spec.kind:
-                continue
-            existing = vars(cls).get(spec.kind)
-            if existing is not None:
-                other = getattr(existing, "__name__", spec.kind)
-                raise ImproperlyConfigured(
-                    f"{describe(cls)} has two {spec.kind} hooks: {other} and {name} "
-                    f"(marked @{spec}). Keep one."
-                )
-            setattr(cls, spec.kind, value)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, overload
+from typing import Any, TypeGuard, TypeVar, overload
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..hooks import HookSpec, describe, mark
-
-if TYPE_CHECKING:
-    from ..handler import WebSocketHandler
+from ..handler import WebSocketHandler
+from ..marks import HookKind, HookSpec, describe, mark
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,17 +24,17 @@ _MISSING: Any = object()
 
 def on_open(function: F) -> F:
     """Mark ``function(ws, **url_kwargs)`` to run once the socket is accepted."""
-    return mark(function, HookSpec("on_open"))  # type: ignore[return-value]
+    return mark(function, HookSpec(HookKind.ON_OPEN))  # type: ignore[return-value]
 
 
 def on_close(function: F) -> F:
     """Mark ``function(ws, **url_kwargs)`` to run once the socket has closed."""
-    return mark(function, HookSpec("on_close"))  # type: ignore[return-value]
+    return mark(function, HookSpec(HookKind.ON_CLOSE))  # type: ignore[return-value]
 
 
 def on_error(function: F) -> F:
     """Mark ``function(ws, error, **url_kwargs)`` to observe a hook's exception."""
-    return mark(function, HookSpec("on_error"))  # type: ignore[return-value]
+    return mark(function, HookSpec(HookKind.ON_ERROR))  # type: ignore[return-value]
 
 
 def message_spec(type: Any, function: Any) -> HookSpec:
@@ -46,7 +44,7 @@ def message_spec(type: Any, function: Any) -> HookSpec:
             f"on_message(type=...) on {describe(function)} needs a non-empty string, "
             f"got {type!r}. Write @on_message(type='chat')."
         )
-    return HookSpec("on_message", message_type=type)
+    return HookSpec(HookKind.ON_MESSAGE, message_type=type)
 
 
 @overload
@@ -85,7 +83,7 @@ def periodic_spec(seconds: Any, immediate: Any, function: Any) -> HookSpec:
             f"periodic(immediate=...) on {describe(function)} takes True or False, "
             f"got {immediate!r}."
         )
-    return HookSpec("periodic", seconds=float(seconds), immediate=immediate)
+    return HookSpec(HookKind.PERIODIC, seconds=float(seconds), immediate=immediate)
 
 
 def periodic(seconds: float = _MISSING, *, immediate: bool = False) -> Callable[[F], F]:
@@ -118,7 +116,7 @@ def background_spec(task_id: Any, function: Any) -> HookSpec:
             f"background on {describe(function)} needs a task id: write "
             f"@background('feed'), got {got}."
         )
-    return HookSpec("background", task_id=task_id)
+    return HookSpec(HookKind.BACKGROUND, task_id=task_id)
 
 
 def background(task_id: str = _MISSING) -> Callable[[F], F]:
@@ -167,6 +165,4 @@ def use_middleware(*middleware: Any) -> Callable[[Any], Any]:
 
 
 def _is_handler(value: type) -> TypeGuard[type[WebSocketHandler]]:
-    from ..handler import WebSocketHandler
-
     return issubclass(value, WebSocketHandler)
