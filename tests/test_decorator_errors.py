@@ -494,7 +494,7 @@ MISUSES = [
 
 
 @pytest.mark.parametrize(("case", "arguments", "expected"), MISUSES)
-def test_misuse_raises_improperly_configured_with_a_message_saying_what_to_change(
+def test_each_misuse_fails_with_a_message_saying_what_to_change(
     case: Any, arguments: tuple[Any, ...], expected: str
 ) -> None:
     with pytest.raises(ImproperlyConfigured) as error:
