@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -157,18 +158,17 @@ async def test_one_publish_per_broadcast_whatever_the_member_count(
     use_redis(private_redis.url, PRESENCE_TTL=600)  # no heartbeat during the test
     client = WebSocketTestClient(application())
     stats = redis.Redis.from_url(private_redis.url)
-    for members in (1, 40):
-        async with client.connect("/class/one") as first:
-            others = [client.connect("/class/one") for _ in range(members - 1)]
-            opened = [await joined(await other.__aenter__()) for other in others]
-            await joined(first)
+    for count in (1, 40):
+        async with AsyncExitStack() as stack:
+            members = [
+                await joined(await stack.enter_async_context(client.connect("/class/one")))
+                for _ in range(count)
+            ]
             before = command_calls(stats)
-            await django_ws.broadcast("one", {"n": members})
+            await django_ws.broadcast("one", {"n": count})
             assert delta(before, command_calls(stats)) == {"cmdstat_publish": 1}
-            for member in (first, *opened):
-                assert await member.receive_json() == {"n": members}
-            for other in others:
-                await other.__aexit__(None, None, None)
+            for member in members:
+                assert await member.receive_json() == {"n": count}
     stats.close()
 
 
