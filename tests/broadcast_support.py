@@ -1,9 +1,10 @@
 """A chat room in both handler forms, and the group behaviours every backend must have.
 
 ``room_command`` is the room's whole protocol; ``Room`` (a subclass, at
-``/cls/<room>``) and the ``ws_route`` functions (at ``/dsl/<room>``) both run it, so
-each behaviour is checked on both forms. ``GroupBehaviour`` holds the tests; each
-backend's test module subclasses it with a ``backend`` fixture of its own.
+``/class/<room>``) and the ``ws_route`` functions (at ``/function/<room>``) both run
+it, so each behaviour is checked on both forms through the suite's ``form`` fixture.
+``GroupBehaviour`` holds the tests; each backend's test module subclasses it with a
+``backend`` fixture of its own.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Room(WebSocketHandler):
 
 registry = RouteRegistry()
 room_route = ws_route(
-    "dsl/<str:room>", registry=registry, middleware=[AuthMiddleware], max_send_queue=2
+    "function/<str:room>", registry=registry, middleware=[AuthMiddleware], max_send_queue=2
 )
 
 
@@ -89,7 +90,7 @@ async def dsl_message(ws: WebSocketHandler, data: Any, room: str) -> None:
 
 
 urlconf = ModuleType("tests.broadcast_support.urlconf")
-urlconf.urlpatterns = [path("cls/<str:room>", Room)]  # type: ignore[attr-defined]
+urlconf.urlpatterns = [path("class/<str:room>", Room)]  # type: ignore[attr-defined]
 
 
 def application() -> django_ws.WebSocketApplication:
@@ -105,54 +106,6 @@ class Price(Decimal):
     def __str__(self) -> str:
         type(self).encodings += 1
         return super().__str__()
-
-
-class StalledMember:
-    """A member whose client stops reading: every send blocks until ``resume``."""
-
-    def __init__(self, app: Any, path: str) -> None:
-        self.app = app
-        self.scope = WebSocketTestClient(app).scope(path)
-        self.sent: list[dict[str, Any]] = []
-        self.stalled = False
-        self._resumed = asyncio.Event()
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._arrived = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    async def _receive(self) -> dict[str, Any]:
-        return await self._inbox.get()
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        if self.stalled and message["type"] in ("websocket.send", "websocket.close"):
-            await self._resumed.wait()
-        self.sent.append(message)
-        self._arrived.set()
-
-    async def open(self) -> None:
-        self.task = asyncio.ensure_future(
-            self.app(self.scope, self._receive, self._send)
-        )
-        self._inbox.put_nowait({"type": "websocket.connect"})
-        await self.wait_for(2)  # accept, then {"joined": ...}
-
-    async def wait_for(self, count: int, timeout: float = 3) -> None:
-        """Wait until the application has sent ``count`` events."""
-
-        async def until() -> None:
-            while len(self.sent) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-
-        await asyncio.wait_for(until(), timeout)
-
-    def resume(self) -> None:
-        self.stalled = False
-        self._resumed.set()
-
-    async def finished(self, timeout: float = 3) -> None:
-        assert self.task is not None
-        await asyncio.wait_for(asyncio.shield(self.task), timeout)
 
 
 async def create_user(username: str) -> Any:
@@ -172,13 +125,22 @@ async def joined(connection: WebSocketTestConnection) -> WebSocketTestConnection
     return connection
 
 
+async def assert_nothing_else_arrives(
+    group: str, *members: WebSocketTestConnection
+) -> None:
+    """Broadcast a marker to ``group``: it must be each member's next message.
+
+    Broadcasts to a group arrive in order, so anything a member was sent before the
+    marker would arrive first. That waits on the backend's delivery (which, for
+    Redis, crosses the network) rather than on a clock.
+    """
+    await django_ws.broadcast(group, "marker")
+    for member in members:
+        assert await member.receive_json() == "marker"
+
+
 class GroupBehaviour:
     """What every backend does inside one process (subclass it with ``backend``)."""
-
-    @pytest.fixture(params=["cls", "dsl"])
-    def form(self, request: pytest.FixtureRequest) -> str:
-        """The handler form under test: the subclass or the ``ws_route`` functions."""
-        return str(request.param)
 
     @pytest.fixture
     def client(self, backend: BaseBackend) -> WebSocketTestClient:
@@ -208,9 +170,8 @@ class GroupBehaviour:
             await a.send_json({"say": "hi"})
             assert await a.receive_json() == {"text": "hi"}
             assert await b.receive_json() == {"text": "hi"}
-            await a.assert_nothing_received()
-            await b.assert_nothing_received()
-            await c.assert_nothing_received()
+            await assert_nothing_else_arrives("lobby", a, b)
+            await assert_nothing_else_arrives("elsewhere", c)
 
     async def test_broadcasts_arrive_in_order(
         self, backend: BaseBackend, client: WebSocketTestClient, form: str
@@ -235,7 +196,7 @@ class GroupBehaviour:
             await joined(a), await joined(b)
             await a.send_json({"say": "not to me", "exclude_me": True})
             assert await b.receive_json() == {"text": "not to me"}
-            await a.assert_nothing_received()
+            await assert_nothing_else_arrives("lobby", a)
 
     async def test_exclude_several_connections(
         self, backend: BaseBackend, client: WebSocketTestClient, form: str
@@ -251,8 +212,7 @@ class GroupBehaviour:
                 "lobby", "for c", exclude=[connections["a"], connections["b"]]
             )
             assert await c.receive_json() == "for c"
-            await a.assert_nothing_received()
-            await b.assert_nothing_received()
+            await assert_nothing_else_arrives("lobby", a, b)
 
     async def test_raw_text_and_bytes(
         self, backend: BaseBackend, client: WebSocketTestClient, form: str
@@ -285,7 +245,7 @@ class GroupBehaviour:
             await joined(ws)
             await django_ws.broadcast("nobody-here", {"text": "lost"})
             django_ws.broadcast_sync("nobody-here", {"text": "lost"})
-            await ws.assert_nothing_received()
+            await assert_nothing_else_arrives("lobby", ws)
             assert sorted(backend.groups) == ["lobby"]
 
     async def test_data_is_encoded_once_per_broadcast(
@@ -391,24 +351,24 @@ class GroupBehaviour:
         self, backend: BaseBackend, client: WebSocketTestClient, form: str
     ) -> None:
         # Room.max_send_queue is 2: the third message that cannot be sent closes it.
-        stalled = StalledMember(client.app, f"/{form}/lobby")
-        await stalled.open()
-        async with client.connect(f"/{form}/lobby") as reader:
-            await joined(reader)
-            stalled.stalled = True
+        url = f"/{form}/lobby"
+        async with client.connect(url) as stalled, client.connect(url) as reader:
+            await joined(stalled), await joined(reader)
+            stalled.pause_reading()
             for number in range(5):
                 await django_ws.broadcast("lobby", number)
             assert [await reader.receive_json() for _ in range(5)] == [0, 1, 2, 3, 4]
             assert {
                 group: len(members) for group, members in backend.groups.items()
             } == {"lobby": 1}
-            stalled.resume()
-            await stalled.finished()
-        assert stalled.sent[-1] == {
+            await stalled.wait_closed()
+        assert stalled.events[-1] == {
             "type": "websocket.close",
             "code": 1008,
             "reason": "Client too slow: send queue full",
         }
         assert [
-            m.get("text") for m in stalled.sent if m["type"] == "websocket.send"
+            event.get("text")
+            for event in stalled.events
+            if event["type"] == "websocket.send"
         ] == ['{"joined":"lobby"}']

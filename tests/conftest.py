@@ -96,3 +96,13 @@ def chromium_executable() -> str:
             "`bash scripts/test.sh` installs."
         )
     return CHROMIUM
+
+
+@pytest.fixture(params=["function", "class"])
+def form(request: pytest.FixtureRequest) -> str:
+    """The handler form under test: ``@ws_route`` functions or a handler class.
+
+    A test that takes it runs once per form, so both forms are held to the same
+    behaviour.
+    """
+    return str(request.param)

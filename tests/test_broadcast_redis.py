@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from django_ws.testing import WebSocketTestClient
 from tests.broadcast_support import (
     GroupBehaviour,
     application,
+    assert_nothing_else_arrives,
     connections,
     joined,
     room_client,
@@ -119,7 +121,7 @@ async def test_a_broadcast_from_another_process_reaches_local_members(
     backend: RedisBackend,
 ) -> None:
     client = room_client()
-    url = "/cls/lobby"
+    url = "/class/lobby"
     async with (
         client.connect(url, query_string={"name": "a"}) as a,
         client.connect(url, query_string={"name": "b"}) as b,
@@ -132,7 +134,7 @@ async def test_a_broadcast_from_another_process_reaches_local_members(
         excluded = frozenset({connections["a"].connection_id})
         publish_from_another_process(backend, "lobby", message, excluded)
         assert await b.receive_json() == {"from": "elsewhere"}
-        await a.assert_nothing_received()
+        await assert_nothing_else_arrives("lobby", a)
 
 
 async def test_a_process_subscribes_only_to_groups_with_local_members(
@@ -140,7 +142,7 @@ async def test_a_process_subscribes_only_to_groups_with_local_members(
 ) -> None:
     client = room_client()
     message = {"type": "websocket.send", "text": "1"}
-    async with client.connect("/cls/lobby") as ws:
+    async with client.connect("/class/lobby") as ws:
         await joined(ws)
         assert publish_from_another_process(backend, "lobby", message) == 1
         assert await ws.receive_json() == 1
@@ -156,18 +158,17 @@ async def test_one_publish_per_broadcast_whatever_the_member_count(
     use_redis(private_redis.url, PRESENCE_TTL=600)  # no heartbeat during the test
     client = WebSocketTestClient(application())
     stats = redis.Redis.from_url(private_redis.url)
-    for members in (1, 40):
-        async with client.connect("/cls/one") as first:
-            others = [client.connect("/cls/one") for _ in range(members - 1)]
-            opened = [await joined(await other.__aenter__()) for other in others]
-            await joined(first)
+    for count in (1, 40):
+        async with AsyncExitStack() as stack:
+            members = [
+                await joined(await stack.enter_async_context(client.connect("/class/one")))
+                for _ in range(count)
+            ]
             before = command_calls(stats)
-            await django_ws.broadcast("one", {"n": members})
+            await django_ws.broadcast("one", {"n": count})
             assert delta(before, command_calls(stats)) == {"cmdstat_publish": 1}
-            for member in (first, *opened):
-                assert await member.receive_json() == {"n": members}
-            for other in others:
-                await other.__aexit__(None, None, None)
+            for member in members:
+                assert await member.receive_json() == {"n": count}
     stats.close()
 
 
@@ -176,7 +177,7 @@ async def test_presence_adds_up_processes_and_drops_dead_ones(
 ) -> None:
     backend = use_redis(private_redis.url)
     client = WebSocketTestClient(application())
-    async with client.connect("/cls/lobby") as ws:
+    async with client.connect("/class/lobby") as ws:
         await joined(ws)
         # Another process, which refreshes its entry no more: it died.
         with redis.Redis.from_url(backend.location) as other:
@@ -279,7 +280,7 @@ async def test_redis_down_raises_broadcast_error_and_local_members_still_get_it(
     caplog.set_level(logging.INFO, logger="django_ws")
     backend = use_redis(private_redis.url, TIMEOUT=1, RECONNECT_MAX=0.5)
     client = WebSocketTestClient(application())
-    async with client.connect("/cls/lobby") as a, client.connect("/cls/lobby") as b:
+    async with client.connect("/class/lobby") as a, client.connect("/class/lobby") as b:
         await joined(a), await joined(b)
         private_redis.stop()
 
@@ -342,7 +343,7 @@ async def test_a_hung_redis_never_hangs_a_broadcast(
 ) -> None:
     use_redis(silent_redis, TIMEOUT=0.3)
     client = WebSocketTestClient(application())
-    async with client.connect("/cls/lobby") as ws:
+    async with client.connect("/class/lobby") as ws:
         await joined(ws)  # joining waits for Redis no longer than TIMEOUT
         started = time.monotonic()
         with pytest.raises(
@@ -374,7 +375,7 @@ async def test_lifespan_starts_the_backend_and_shutdown_leaves_presence(
     }
 
     client = WebSocketTestClient(app)
-    async with client.connect("/cls/lobby") as ws:
+    async with client.connect("/class/lobby") as ws:
         await joined(ws)
         keys = redis.Redis.from_url(redis_url)
         assert len(keys.keys(f"{backend.prefix}:*")) == 2  # the entry and its index

@@ -12,7 +12,7 @@ from django.urls import path
 
 from django_ws import TASK_WS_CLOSED, MessageDecodeError, WebSocketHandler
 from django_ws.exceptions import ConnectionClosed
-from tests.core_support import RawServer, app_for, client, websocket_scope
+from tests.core_support import app_for, client, frames
 
 HOOKS_THAT_CLOSE_WITH_1011 = ["on_open", "on_message"]
 
@@ -211,16 +211,13 @@ async def test_messages_after_a_close_are_not_handled() -> None:
         async def on_message(self, data: Any) -> None:
             seen.append(data)
 
-    server = RawServer(app_for(path("ws", Strict)), websocket_scope("/ws"))
-    server.start()
-    server.push({"type": "websocket.connect"})
-    server.push({"type": "websocket.receive", "text": "oops"})
-    server.push({"type": "websocket.receive", "text": '"after"'})
-    await server.wait_for(lambda sent: sent[-1]["type"] == "websocket.close")
-    server.push({"type": "websocket.disconnect", "code": 1007})
-    await server.finished()
+    async with client(Strict).connect("/ws") as ws:
+        await ws.send_text("oops")
+        await ws.send_text('"after"')  # queued before the application reads "oops"
+        assert await ws.receive_close() == 1007
+        await ws.wait_closed()
     assert seen == []
-    assert server.sent[-1] == {
+    assert ws.events[-1] == {
         "type": "websocket.close",
         "code": 1007,
         "reason": "Invalid message",
@@ -230,16 +227,12 @@ async def test_messages_after_a_close_are_not_handled() -> None:
 async def test_unknown_asgi_event_types_are_ignored(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server = RawServer(app_for(path("ws", Echo)), websocket_scope("/ws"))
-    server.start()
-    server.push({"type": "websocket.connect"})
-    server.push({"type": "websocket.something.new", "data": 1})
-    server.push({"type": "websocket.receive", "text": '"hi"'})
-    await server.wait_for(lambda sent: len(sent) == 2)
-    server.push({"type": "websocket.disconnect", "code": 1000})
-    await server.finished()
+    async with client(Echo).connect("/ws") as ws:
+        await ws.send_event({"type": "websocket.something.new", "data": 1})
+        await ws.send_json("hi")
+        assert await ws.receive_json() == {"echo": "hi"}
 
-    assert server.sent == [
+    assert ws.events == [
         {"type": "websocket.accept"},
         {"type": "websocket.send", "text": '{"echo":"hi"}'},
     ]
@@ -248,16 +241,13 @@ async def test_unknown_asgi_event_types_are_ignored(
 
 async def test_unknown_event_types_are_ignored_after_a_failed_on_open() -> None:
     events: list[Any] = []
-    server = RawServer(
-        app_for(path("ws", make_failing("on_open", events))), websocket_scope("/ws")
-    )
-    server.start()
-    server.push({"type": "websocket.connect"})
-    await server.wait_for(lambda sent: sent[-1]["type"] == "websocket.close")
-    server.push({"type": "websocket.something.new"})
-    server.push({"type": "websocket.receive", "text": '"ignored"'})
-    server.push({"type": "websocket.disconnect", "code": 1011})
-    await server.finished()
+    failing = client(make_failing("on_open", events))
+    async with failing.connect("/ws", answer_close=False) as ws:
+        assert await ws.receive_close() == 1011
+        await ws.send_event({"type": "websocket.something.new"})
+        await ws.send_json("ignored")
+        await ws.assert_nothing_received()
+        await ws.close(1011)
     assert events.count("close") == 1
 
 
@@ -328,16 +318,13 @@ async def test_an_awaited_send_after_the_client_left_raises_connection_closed() 
                 outcomes.append(error.code)
                 raise
 
-    server = RawServer(app_for(path("ws", Late)), websocket_scope("/ws"))
-    server.start()
-    server.push({"type": "websocket.connect"})
-    server.push({"type": "websocket.receive", "text": '"go"'})
-    server.push({"type": "websocket.disconnect", "code": 1001})
-    await asyncio.sleep(0.05)
-    left.set()
-    await server.finished()
+    async with client(Late).connect("/ws") as ws:
+        await ws.send_json("go")
+        await ws.send_event({"type": "websocket.disconnect", "code": 1001})
+        left.set()
+        await ws.wait_closed()
     assert outcomes == [1006]  # the send found the client gone
-    assert server.of_type("websocket.send") == []
+    assert frames(ws) == []
 
 
 async def test_a_task_exception_is_logged_and_the_socket_stays_open(

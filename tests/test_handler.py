@@ -25,7 +25,7 @@ import django_ws.schedule
 from django_ws import TASK_DUPLICATE_STARTED, TASK_WS_CLOSED, WebSocketHandler
 from django_ws.codecs import JSONCodec, TextCodec
 from django_ws.exceptions import MessageDecodeError
-from tests.core_support import RawServer, app_for, client, client_for, websocket_scope
+from tests.core_support import client, client_for, frames
 
 # Hooks ------------------------------------------------------------------------
 
@@ -110,22 +110,19 @@ async def test_on_close_runs_once_when_the_connection_is_aborted(settings: Any) 
         async def on_close(self) -> None:
             events.append("close")
 
-    server = RawServer(app_for(path("ws", Flood)), websocket_scope("/ws"))
-    server.start()
-    server.push({"type": "websocket.connect"})
-    await server.wait_for(lambda sent: len(sent) == 1)
-    server.paused = True
-    server.push({"type": "websocket.receive", "text": '"flood"'})
-    await server.wait_for(lambda sent: sent[-1]["type"] == "websocket.close")
-    await server.finished()
+    async with client(Flood).connect("/ws") as ws:
+        ws.pause_reading()
+        await ws.send_json("flood")
+        assert await ws.receive_close() == 1008
+        await ws.wait_closed()
 
     assert events == ["close"]
-    assert server.sent[-1] == {
+    assert ws.events[-1] == {
         "type": "websocket.close",
         "code": 1008,
         "reason": "Client too slow: send queue full",
     }
-    assert server.of_type("websocket.send") == []  # the blocked send was dropped
+    assert frames(ws) == []  # the blocked send was dropped
     assert tasks[0].cancelled()
 
 
@@ -188,17 +185,10 @@ async def test_unawaited_sends_keep_order_when_the_server_suspends_on_each_send(
                 self.send({"n": n})
             self.send_text("last")
 
-    server = RawServer(app_for(path("ws", Burst)), websocket_scope("/ws"))
-    server.yield_each_send = True
-    server.start()
-    server.push({"type": "websocket.connect"})
-    server.push({"type": "websocket.receive", "text": '"go"'})
-    await server.wait_for(lambda sent: len(sent) == 102)
-    server.push({"type": "websocket.disconnect", "code": 1000})
-    await server.finished()
-
-    assert server.sent[0]["type"] == "websocket.accept"
-    texts = [message["text"] for message in server.sent[1:]]
+    async with client(Burst).connect("/ws") as ws:
+        ws.yield_each_send = True
+        await ws.send_json("go")
+        texts = [await ws.receive_text() for _ in range(101)]
     assert texts == [f'{{"n":{n}}}' for n in range(100)] + ["last"]
 
 
@@ -210,23 +200,17 @@ async def test_awaited_send_returns_once_the_server_took_the_frame() -> None:
             await self.send({"first": True})
             returned.set()
 
-    server = RawServer(app_for(path("ws", Awaiting)), websocket_scope("/ws"))
-    server.start()
-    server.push({"type": "websocket.connect"})
-    await server.wait_for(lambda sent: len(sent) == 1)
-    server.paused = True
-    server.push({"type": "websocket.receive", "text": '"go"'})
-    await asyncio.sleep(0.05)
-    assert not returned.is_set()
-    assert server.of_type("websocket.send") == []
+    async with client(Awaiting).connect("/ws") as ws:
+        ws.pause_reading()
+        await ws.send_json("go")
+        await ws.wait_send_blocked()
+        assert not returned.is_set()
+        assert frames(ws) == []
 
-    server.resume()
-    await asyncio.wait_for(returned.wait(), 3)
-    assert server.of_type("websocket.send") == [
-        {"type": "websocket.send", "text": '{"first":true}'}
-    ]
-    server.push({"type": "websocket.disconnect", "code": 1000})
-    await server.finished()
+        ws.resume_reading()
+        await ws.wait_idle()
+        assert returned.is_set()
+        assert frames(ws) == [{"type": "websocket.send", "text": '{"first":true}'}]
 
 
 async def test_send_text_and_send_bytes_send_frames_as_is() -> None:

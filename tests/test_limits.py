@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,8 +13,8 @@ from django_ws.broadcast import get_backend
 from django_ws.decorators.registry import RouteRegistry
 from django_ws.handler import open_connections
 from django_ws.ratelimit import RateLimiter
-from django_ws.testing import WebSocketTestClient
-from tests.core_support import RawServer, app_for, client, websocket_scope
+from django_ws.testing import WebSocketTestClient, WebSocketTestConnection
+from tests.core_support import app_for, client, frames
 
 MiB = 1024 * 1024
 
@@ -157,31 +156,29 @@ async def test_a_member_that_stops_reading_is_cut_off_and_the_others_keep_receiv
     """A broadcast never waits for a slow member: its queue fills, it gets 1008."""
     settings.WS_MAX_SEND_QUEUE = 5
     Member.closes = []
-    app = app_for(path("ws", Member))
-    slow = RawServer(app, websocket_scope("/ws"))
-    slow.start()
-    slow.push({"type": "websocket.connect"})
-    await slow.wait_for(lambda sent: len(sent) == 1)  # accepted
-    slow.paused = True  # from now on its sends block: a client that stops reading
-    async with WebSocketTestClient(app).connect("/ws") as reader:
-        while get_backend().member_count() < 2:
-            await asyncio.sleep(0.01)
+    members = client(Member)
+    async with members.connect("/ws") as slow, members.connect("/ws") as reader:
+        slow.pause_reading()  # from now on its sends block: a client that stops reading
+        await slow.wait_idle(), await reader.wait_idle()  # both have joined "feed"
+        assert get_backend().member_count() == 2
         for number in range(20):
             await broadcast("feed", {"n": number})
-        await slow.finished()
+        await slow.wait_closed()
         assert [await reader.receive_json() for _ in range(20)] == [{"n": n} for n in range(20)]
 
     assert Member.closes[0] == (1008, "Client too slow: send queue full")
-    assert slow.sent[-1] == {
+    assert slow.events[-1] == {
         "type": "websocket.close",
         "code": 1008,
         "reason": "Client too slow: send queue full",
     }
-    assert slow.of_type("websocket.send") == []  # nothing was delivered while blocked
+    assert frames(slow) == []  # nothing was delivered while blocked
     assert get_backend().member_count() == 0
 
 
-async def blocked_queue_lengths(**attributes: Any) -> tuple[list[int], RawServer]:
+async def blocked_queue_lengths(
+    **attributes: Any,
+) -> tuple[list[int], WebSocketTestConnection]:
     """Push 10,000 unawaited sends at a client that reads nothing; record queue lengths."""
     lengths: list[int] = []
 
@@ -193,34 +190,36 @@ async def blocked_queue_lengths(**attributes: Any) -> tuple[list[int], RawServer
 
     for name, value in attributes.items():
         setattr(Pusher, name, value)
-    server = RawServer(app_for(path("ws", Pusher)), websocket_scope("/ws"))
-    server.start()
-    server.push({"type": "websocket.connect"})
-    await server.wait_for(lambda sent: len(sent) == 1)
-    server.paused = True
-    server.push({"type": "websocket.receive", "text": '"push"'})
-    await server.finished()
-    return lengths, server
+    async with client(Pusher).connect("/ws") as ws:
+        ws.pause_reading()
+        await ws.send_json("push")
+        await ws.wait_closed()
+    return lengths, ws
 
 
 async def test_the_queue_of_a_blocked_client_never_exceeds_ws_max_send_queue(
     settings: Any,
 ) -> None:
     settings.WS_MAX_SEND_QUEUE = 50
-    lengths, server = await blocked_queue_lengths()
+    lengths, ws = await blocked_queue_lengths()
     assert max(lengths) == 50
     assert lengths[-1] == 0  # dropped at the cut-off
-    assert (server.sent[-1]["code"], server.sent[-1]["reason"]) == (
-        1008,
-        "Client too slow: send queue full",
-    )
+    assert ws.events[-1] == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "Client too slow: send queue full",
+    }
     assert open_connections == set()
 
 
 async def test_a_route_sets_its_own_send_queue_limit() -> None:
-    lengths, server = await blocked_queue_lengths(max_send_queue=3)
+    lengths, ws = await blocked_queue_lengths(max_send_queue=3)
     assert max(lengths) == 3
-    assert server.sent[-1]["code"] == 1008
+    assert ws.events[-1] == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "Client too slow: send queue full",
+    }
 
 
 # Message rate ---------------------------------------------------------------------

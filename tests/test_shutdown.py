@@ -84,9 +84,8 @@ async def test_shutdown_gives_up_on_a_stuck_socket_after_ws_close_timeout(
     assert await ws.receive_close() == 1001
     assert events == []
 
-    assert ws._task is not None
-    ws._task.cancel()  # what the server does at its own graceful-shutdown timeout
+    ws.cancel()  # what the server does at its own graceful-shutdown timeout
     with pytest.raises(asyncio.CancelledError):
-        await ws._task
+        await ws.wait_closed()
     assert events == ["close"]
     assert open_connections == set()

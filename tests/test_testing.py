@@ -13,7 +13,7 @@ from django.urls import path
 
 from django_ws import DenyConnection, WebSocketHandler
 from django_ws.testing import WebSocketTestClient
-from tests.core_support import client, client_for
+from tests.core_support import client, client_for, frames
 
 
 class Echo(WebSocketHandler):
@@ -72,12 +72,36 @@ async def test_the_accepted_subprotocol_is_visible() -> None:
         assert ws.subprotocol is None
 
 
-async def test_assert_nothing_received() -> None:
+async def test_assert_nothing_received_passes_when_the_application_sent_nothing() -> None:
     async with client(Echo).connect("/ws") as ws:
-        await ws.assert_nothing_received(timeout=0.05)
+        await ws.assert_nothing_received()
+        assert ws.events == [{"type": "websocket.accept"}]
+
+
+async def test_assert_nothing_received_fails_with_the_event_that_arrived() -> None:
+    async with client(Echo).connect("/ws") as ws:
         await ws.send_json("hi")
+        with pytest.raises(AssertionError) as error:
+            await ws.assert_nothing_received()
+        assert str(error.value) == (
+            "Expected nothing, received "
+            "{'type': 'websocket.send', 'text': '{\"echo\":\"hi\"}'}"
+        )
+
+
+async def test_assert_nothing_received_waits_until_the_application_is_idle() -> None:
+    """A reply the handler sends after many suspensions is still caught."""
+
+    class Slow(WebSocketHandler):
+        async def on_message(self, data: Any) -> Any:
+            for _ in range(50):
+                await asyncio.sleep(0)
+            return "late"
+
+    async with client(Slow).connect("/ws") as ws:
+        await ws.send_json("go")
         with pytest.raises(AssertionError, match="Expected nothing, received"):
-            await ws.assert_nothing_received(timeout=1)
+            await ws.assert_nothing_received()
 
 
 async def test_assert_nothing_received_passes_once_the_app_has_ended() -> None:
@@ -88,7 +112,82 @@ async def test_assert_nothing_received_passes_once_the_app_has_ended() -> None:
     async with client(Closer).connect("/ws") as ws:
         assert await ws.receive_close() == 4000
         await ws.wait_closed()
-        await ws.assert_nothing_received(timeout=0.05)
+        await ws.assert_nothing_received()
+
+
+async def test_wait_idle_times_out_while_the_application_is_busy() -> None:
+    release = asyncio.Event()
+
+    class Busy(WebSocketHandler):
+        async def on_message(self, data: Any) -> None:
+            await release.wait()
+
+    async with client(Busy).connect("/ws") as ws:
+        await ws.send_json("go")
+        with pytest.raises(
+            asyncio.TimeoutError, match=r"^The application was still busy after 0.05 s$"
+        ):
+            await ws.wait_idle(timeout=0.05)
+        release.set()
+        await ws.wait_idle()
+
+
+async def test_events_lists_every_asgi_event_the_application_sent() -> None:
+    async with client(Echo).connect("/ws") as ws:
+        await ws.send_json(1)
+        assert await ws.receive_json() == {"echo": 1}
+        await ws.send_bytes(b"\x02")
+        await ws.wait_idle()
+    assert ws.events == [
+        {"type": "websocket.accept"},
+        {"type": "websocket.send", "text": '{"echo":1}'},
+        {"type": "websocket.send", "bytes": b"\x02"},
+    ]
+
+
+async def test_a_paused_client_blocks_sends_until_it_reads_again() -> None:
+    class Echoes(WebSocketHandler):
+        async def on_message(self, data: Any) -> Any:
+            return data
+
+    async with client(Echoes).connect("/ws") as ws:
+        ws.pause_reading()
+        await ws.send_json("held")
+        await ws.wait_send_blocked()
+        assert frames(ws) == []
+        ws.resume_reading()
+        assert await ws.receive_json() == "held"
+
+
+async def test_send_event_delivers_a_raw_asgi_event() -> None:
+    codes: list[int | None] = []
+
+    class Watcher(WebSocketHandler):
+        async def on_close(self) -> None:
+            codes.append(self.close_code)
+
+    async with client(Watcher).connect("/ws") as ws:
+        await ws.send_event({"type": "websocket.disconnect", "code": 4003})
+        await ws.wait_closed()
+    assert codes == [4003]
+
+
+async def test_without_answer_close_the_application_waits_for_the_client() -> None:
+    closes: list[str] = []
+
+    class Closer(WebSocketHandler):
+        async def on_open(self) -> None:
+            await self.close(4000)
+
+        async def on_close(self) -> None:
+            closes.append("closed")
+
+    async with client(Closer).connect("/ws", answer_close=False) as ws:
+        assert await ws.receive_close() == 4000
+        await ws.wait_idle()
+        assert closes == []
+        await ws.close(1000)
+        assert closes == ["closed"]
 
 
 async def test_receive_times_out_with_asyncio_timeout_error() -> None:
