@@ -6,7 +6,7 @@ from __future__ import annotations
 class DenyConnection(Exception):
     """Refuse the handshake with an HTTP status (403 unless told otherwise).
 
-    Raise it from a middleware or from ``on_connect`` before the socket is accepted;
+    Raise it from a middleware before it calls the next one (before accept);
     ``on_open`` then never runs.
     """
 

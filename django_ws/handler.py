@@ -148,6 +148,11 @@ class WebSocketHandler(Lifecycle):
             return self._outbox.put(event)
         return self._on_loop(self._outbox.put, event)
 
+    @property
+    def send_queue_length(self) -> int:
+        """How many messages wait behind the server's back-pressure (0 when none)."""
+        return len(self._outbox)
+
     def close(self, code: int = status.WS_1000_NORMAL_CLOSURE, reason: str = "") -> Awaitable[None]:
         """Close the socket after what is already queued; awaiting is optional.
 

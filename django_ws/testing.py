@@ -45,10 +45,6 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 IDLE_ROUNDS = 20
 
 
-class Refused(AssertionError):
-    """The handshake was refused where the test expected it to be accepted."""
-
-
 class WebSocketTestConnection:
     """One client connection to the application under test."""
 

@@ -186,7 +186,7 @@ async def blocked_queue_lengths(
         async def on_message(self, data: Any) -> None:
             for number in range(10_000):
                 self.send({"n": number})  # fire and forget
-                lengths.append(len(self._outbox))
+                lengths.append(self.send_queue_length)
 
     for name, value in attributes.items():
         setattr(Pusher, name, value)
