@@ -18,7 +18,8 @@ from . import status
 from .codecs import Codec, JSONCodec
 from .compile import DeclaredHook, HookTable, compile_hooks
 from .connection_ids import new_connection_id
-from .lifecycle import CLOSING, CONNECTING, OPEN, REFUSED, Lifecycle, open_connections
+from .lifecycle import Lifecycle, open_connections
+from .state import CLOSING, CONNECTING, OPEN, REFUSED
 from .outbox import SENT
 from .request import WebSocketRequest
 

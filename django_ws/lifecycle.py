@@ -13,7 +13,6 @@ it found. Client mistakes become close codes (``status``), never tracebacks.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from threading import get_ident
@@ -21,12 +20,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import status
 from .compile import HandlerRecord, record_for
-from .conf import get_settings
 from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
 from .handshake import has_header, refuse_handshake
 from .origin import origin_allowed
 from .outbox import SENT, Outbox
 from .ratelimit import RateLimiter
+from .state import ABORTING, CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, ConnectionState
+from .closing import CloseHandling
 from .tasks import TaskMixin
 
 if TYPE_CHECKING:
@@ -38,35 +38,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_ws")
 
 
-class ConnectionState(enum.Enum):
-    """Where a connection is in its life; it only ever moves down this list."""
-
-    #: The handshake is under way: the Origin check and the middleware run.
-    CONNECTING = "connecting"
-    #: Refused before accept (HTTP status or close); nothing more happens.
-    REFUSED = "refused"
-    #: Accepted: hooks run, messages flow.
-    OPEN = "open"
-    #: A close is queued, or the client has gone; incoming messages are ignored.
-    CLOSING = "closing"
-    #: Closing at once (a slow client, say): queued messages dropped, hooks cancelled.
-    ABORTING = "aborting"
-    #: The lifecycle is over and ``on_close`` has run.
-    CLOSED = "closed"
-
-
-CONNECTING = ConnectionState.CONNECTING
-REFUSED = ConnectionState.REFUSED
-OPEN = ConnectionState.OPEN
-CLOSING = ConnectionState.CLOSING
-ABORTING = ConnectionState.ABORTING
-CLOSED = ConnectionState.CLOSED
-
 #: Every accepted connection of this process that has not finished closing.
 open_connections: set[Lifecycle] = set()
 
 
-class Lifecycle(TaskMixin):
+class Lifecycle(CloseHandling, TaskMixin):
     """Run one connection from handshake to close; ``WebSocketHandler`` is its API."""
 
     __slots__ = (
@@ -348,67 +324,3 @@ class Lifecycle(TaskMixin):
             if message["type"] == "websocket.disconnect":
                 self._client_closed(message)
                 return
-
-    # Closing --------------------------------------------------------------------
-
-    def _client_closed(self, message: dict[str, Any]) -> None:
-        """The server reported the socket closed: keep the first known code."""
-        code = message.get("code", status.WS_1005_NO_STATUS_RECEIVED)
-        self._outbox.drop_queued(code)
-        if self._state is OPEN:
-            self._state = CLOSING
-            self.close_code = code
-            self.close_reason = message.get("reason") or ""
-
-    def _client_gone(self, error: BaseException) -> None:
-        """A send failed: the client is gone, whatever the server reports later."""
-        self._outbox.drop_queued(status.WS_1006_ABNORMAL_CLOSURE)
-        if self._state is OPEN:
-            self._state = CLOSING
-            self.close_code = status.WS_1006_ABNORMAL_CLOSURE
-
-    def _send_queue_full(self) -> None:
-        self._abort(status.WS_1008_POLICY_VIOLATION, "Client too slow: send queue full")
-
-    def _abort(self, code: int, reason: str) -> None:
-        """Drop what is queued, end the lifecycle now, and try to send a close."""
-        if self._state is not OPEN and self._state is not CLOSING:
-            return
-        self._state = ABORTING
-        self.close_code, self.close_reason = code, reason
-        self._outbox.drop_queued(code)
-        logger.warning("Closing %r with %s: %s", self, code, reason)
-        if self._task is not None:
-            self._task.cancel()
-
-    def _absorb_abort(self) -> None:
-        """Let the cancellation that ``_abort`` caused end here (3.11+ bookkeeping)."""
-        if self._task is not None and hasattr(self._task, "uncancel"):
-            self._task.uncancel()
-
-    async def _send_abort_close(self) -> None:
-        message = {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
-        try:
-            await asyncio.wait_for(self._asgi_send(message), get_settings().close_timeout)
-        except Exception:  # the client is not reading (or gone): give up
-            logger.debug("Close frame to %r not taken by the server", self)
-
-    async def _too_big(self, size: int, limit: int) -> None:
-        logger.warning("Closing %r: message of %d bytes over the limit of %d", self, size, limit)
-        await self.close(status.WS_1009_MESSAGE_TOO_BIG, "Message too big")
-
-    async def _close_for_bad_message(self, error: MessageDecodeError) -> None:
-        logger.warning("Closing %r: %s", self, error)
-        await self._tell_on_error(error)
-        await self.close(status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "Invalid message")
-
-    async def _close_for_error(self, error: Exception) -> None:
-        logger.error("Error in %r", self, exc_info=(type(error), error, error.__traceback__))
-        await self._tell_on_error(error)
-        self.close(status.WS_1011_INTERNAL_ERROR, "Internal server error")
-
-    async def _tell_on_error(self, error: Exception) -> None:
-        try:
-            await self.on_error(error)
-        except Exception:
-            logger.exception("on_error of %r failed", self)
