@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
-from .common import APPS, VENV, VENV_102
+from .common import APPS, VENV, VENV_102, capture
 
 PROBE = r"""
 import json, importlib
@@ -48,22 +47,10 @@ PROBED = (
 NEEDS_REDIS_SERVER = ("redis", "djangows-redis", "channels-redis")
 
 
-def _run(python: str, code: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    # cwd=APPS: the repo root would shadow 1.0.2 with this checkout's metadata
-    return subprocess.run(
-        [python, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=APPS,
-    )
-
-
 def probe_capabilities() -> dict[str, str]:
     """Map each capability to "" if it is available, else to why not."""
     caps: dict[str, str] = {}
-    out = _run(str(VENV / "bin" / "python"), PROBE, 120)
+    out = capture([str(VENV / "bin" / "python"), "-c", PROBE], 120, cwd=APPS)
     try:
         caps.update(json.loads(out.stdout.strip().splitlines()[-1]))
     except (IndexError, ValueError):
@@ -71,11 +58,9 @@ def probe_capabilities() -> dict[str, str]:
     if not (VENV_102 / "bin" / "python").exists():
         caps["djangows102"] = "benchmarks/.venv-102 missing (run benchmarks/setup.sh)"
     else:
-        out = _run(
-            str(VENV_102 / "bin" / "python"),
-            "import importlib.metadata as m; print(m.version('django-ws'))",
-            60,
-        )
+        # cwd=APPS: the repo root would shadow 1.0.2 with this checkout's metadata
+        code = "import importlib.metadata as m; print(m.version('django-ws'))"
+        out = capture([str(VENV_102 / "bin" / "python"), "-c", code], 60, cwd=APPS)
         caps["djangows102"] = (
             ""
             if out.stdout.strip() == "1.0.2"

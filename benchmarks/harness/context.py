@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .common import APPS, BenchError
+from .common import APPS, BenchError, capture
 from .params import Params
 from .processes import RedisServer, ServerProcess, start_uvicorn, tail
 from .targets import Target
@@ -45,14 +44,11 @@ class Context:
         if not target.session:
             return []
         if target.name not in self.sessions:
-            out = subprocess.run(
+            out = capture(
                 [str(target.python), str(APPS / "make_session.py")],
-                env=self.environment(target),
+                120,
                 cwd=APPS,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
+                env=self.environment(target),
             )
             if out.returncode:
                 raise BenchError(f"make_session failed: {out.stderr.strip()[-400:]}")

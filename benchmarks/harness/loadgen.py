@@ -16,7 +16,16 @@ from typing import Any, Callable
 # benchmarks/loadgen/selftest.py checks the same error counters.
 from loadgen.selftest import ERROR_FIELDS
 
-from .common import LOADGEN, LOADGEN_CPU, LOADGEN_SRC, REPO, SELFTEST, BenchError, log
+from .common import (
+    LOADGEN,
+    LOADGEN_CPU,
+    LOADGEN_SRC,
+    REPO,
+    SELFTEST,
+    BenchError,
+    capture,
+    log,
+)
 from .processes import raise_nofile
 
 
@@ -32,13 +41,7 @@ def build_loadgen() -> None:
 
 
 def selftest() -> None:
-    out = subprocess.run(
-        [sys.executable, str(SELFTEST), str(LOADGEN)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    out = capture([sys.executable, str(SELFTEST), str(LOADGEN)], 120)
     if out.returncode:
         raise SystemExit(f"loadgen selftest failed:\n{out.stdout}{out.stderr}")
     log("loadgen selftest: ok")

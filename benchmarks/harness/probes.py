@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .common import APPS, REPO, VENV, VENV_102
+from .common import APPS, REPO, VENV, VENV_102, capture
 
 PACKAGES = (
     "django-ws",
@@ -44,14 +44,7 @@ def versions() -> dict[str, dict[str, str]]:
         python = venv / "bin" / "python"
         if python.exists():
             # cwd=APPS: the repo root would shadow 1.0.2 with this checkout's metadata
-            out = subprocess.run(
-                [str(python), "-c", code],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-                cwd=APPS,
-            )
+            out = capture([str(python), "-c", code], 60, cwd=APPS)
             with contextlib.suppress(ValueError, IndexError):
                 result[label] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -59,9 +52,7 @@ def versions() -> dict[str, dict[str, str]]:
 
 def _output(*cmd: str) -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=10, check=False
-        ).stdout.strip()
+        return capture(list(cmd), 10).stdout.strip()
     return ""
 
 
@@ -109,13 +100,7 @@ def loadavg() -> str:
 
 
 def git_revision() -> str:
-    out = subprocess.run(
-        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
+    out = capture(["git", "-C", str(REPO), "describe", "--always", "--dirty"], 10)
     return out.stdout.strip() or "unknown"
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import APPS, HOST, LOADGEN_CPU, SERVER_CPU, BenchError
+from .common import APPS, HOST, LOADGEN_CPU, SERVER_CPU, BenchError, capture
 
 NOFILE = 65536
 # One uvicorn worker per target, the same for every target.
@@ -197,13 +197,7 @@ class RedisServer:
             stop_process(self.proc)
 
     def cli(self, *args: str, check: bool = True) -> str:
-        out = subprocess.run(
-            ["redis-cli", "-h", HOST, "-p", str(self.port), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
+        out = capture(["redis-cli", "-h", HOST, "-p", str(self.port), *args], 10)
         if check and out.returncode:
             raise BenchError(f"redis-cli {' '.join(args)}: {out.stderr}")
         return out.stdout

@@ -4,76 +4,62 @@ from __future__ import annotations
 
 from ..context import Context
 from ..loadgen import echo_args, loadgen_errors, run_loadgen
-from ..processes import ServerProcess
 from ..targets import ALL_SERVER_TARGETS, CHURN_TARGETS, Target
 from .base import Recorder, Scenario, interleaved, measure_server_cpu, per_cpu_second
 
 
-def _measure(
+def _run_echo(
+    ctx: Context,
+    targets: list[Target],
     rec: Recorder,
-    target: Target,
-    server: ServerProcess,
-    variant: str,
-    args: list[str],
-    timeout: float,
+    mode: str,
+    variants: dict[str, int],
+    duration: float,
+    warmup: float,
 ) -> None:
-    res, server_cpu = measure_server_cpu(server, lambda: run_loadgen(args, timeout))
-    rec.add(
-        variant,
-        target,
-        res["rate"],
-        loadgen_cpu_pct=res.get("window_cpu_pct", res["cpu_pct"]),
-        server_cpu_pct=server_cpu,
-        per_cpu_s=per_cpu_second(res),
-        errors=loadgen_errors(res),
-        p50_ms=res["latency_p50_ms"],
-        p99_ms=res["latency_p99_ms"],
-    )
+    """One server per target and run; the loadgen once per variant (its connections)."""
+    timeout = duration + warmup + 60
+
+    def measure(target: Target) -> None:
+        headers = ctx.session_headers(target)
+        with ctx.serve(target) as server:
+            for variant, connections in variants.items():
+                path = target.path("echo")
+                args = echo_args(
+                    mode, server.port, path, connections, duration, warmup, headers
+                )
+                res, server_cpu = measure_server_cpu(
+                    server, lambda: run_loadgen(args, timeout)
+                )
+                rec.add(
+                    variant,
+                    target,
+                    res["rate"],
+                    loadgen_cpu_pct=res.get("window_cpu_pct", res["cpu_pct"]),
+                    server_cpu_pct=server_cpu,
+                    per_cpu_s=per_cpu_second(res),
+                    errors=loadgen_errors(res),
+                    p50_ms=res["latency_p50_ms"],
+                    p99_ms=res["latency_p99_ms"],
+                )
+
+    interleaved(rec, targets, ctx.params.runs, measure)
 
 
 def run_pingpong(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     p = ctx.params
-    timeout = p.pingpong_duration + p.pingpong_warmup + 60
-
-    def measure(target: Target) -> None:
-        headers = ctx.session_headers(target)
-        with ctx.serve(target) as server:
-            for conns in p.pingpong_connections:
-                args = echo_args(
-                    "pingpong",
-                    server.port,
-                    target.path("echo"),
-                    conns,
-                    p.pingpong_duration,
-                    p.pingpong_warmup,
-                    headers,
-                )
-                variant = f"{conns} connection{'s' if conns > 1 else ''}"
-                _measure(rec, target, server, variant, args, timeout)
-
-    interleaved(rec, targets, p.runs, measure)
+    variants = {
+        f"{n} connection{'s' if n > 1 else ''}": n for n in p.pingpong_connections
+    }
+    _run_echo(
+        ctx, targets, rec, "pingpong", variants, p.pingpong_duration, p.pingpong_warmup
+    )
 
 
 def run_churn(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     p = ctx.params
-    timeout = p.churn_duration + p.churn_warmup + 60
-
-    def measure(target: Target) -> None:
-        headers = ctx.session_headers(target)
-        with ctx.serve(target) as server:
-            args = echo_args(
-                "churn",
-                server.port,
-                target.path("echo"),
-                p.churn_workers,
-                p.churn_duration,
-                p.churn_warmup,
-                headers,
-            )
-            variant = f"{p.churn_workers} workers"
-            _measure(rec, target, server, variant, args, timeout)
-
-    interleaved(rec, targets, p.runs, measure)
+    variants = {f"{p.churn_workers} workers": p.churn_workers}
+    _run_echo(ctx, targets, rec, "churn", variants, p.churn_duration, p.churn_warmup)
 
 
 PINGPONG = Scenario(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-
-from ..common import APPS, HERE, SERVER_CPU, BenchError
+from ..common import APPS, HERE, SERVER_CPU, BenchError, capture
 from ..context import Context
 from ..targets import SYNC_TARGETS, Target
 from .base import Recorder, Scenario, interleaved
@@ -17,19 +15,16 @@ def run_sync(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     def measure(target: Target) -> None:
         if ctx.redis is not None:
             ctx.redis.cli("FLUSHALL")
-        out = subprocess.run(
+        out = capture(
             [
                 *("taskset", "-c", SERVER_CPU, str(target.python)),
                 *(str(HERE / "sync_broadcast.py"), "--kind", target.sync_kind),
                 *("--calls", str(p.sync_calls), "--warmup", str(p.sync_warmup)),
                 *("--max-seconds", "30"),
             ],
-            env=ctx.environment(target),
+            180,
             cwd=APPS,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
+            env=ctx.environment(target),
         )
         if out.returncode:
             raise BenchError(out.stderr.strip()[-400:])
