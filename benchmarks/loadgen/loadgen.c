@@ -694,6 +694,26 @@ static double cpu_of(struct rusage *r) {
     return r->ru_utime.tv_sec + r->ru_utime.tv_usec / 1e6 + r->ru_stime.tv_sec + r->ru_stime.tv_usec / 1e6;
 }
 
+/* The end of the idle and broadcast modes: close every connection cleanly... */
+static void start_close_all(double t) {
+    t_close_deadline = t + CLOSE_GRACE;
+    for (int i = 0; i < nconns; i++) start_close(&conns[i]);
+}
+
+/* ...and say when all are closed, counting those still open after CLOSE_GRACE. */
+static int all_closed(double t) {
+    int left = 0;
+    for (int i = 0; i < nconns; i++) left += conns[i].state != ST_DONE;
+    if (!left) return 1;
+    if (t <= t_close_deadline) return 0;
+    for (int i = 0; i < nconns; i++)
+        if (conns[i].state != ST_DONE) {
+            st_close_timeouts++;
+            on_closed(&conns[i], 0);
+        }
+    return 1;
+}
+
 static void tick(double t) {
     if (t > hard_deadline && !aborted) {
         aborted = 1;
@@ -742,22 +762,9 @@ static void tick(double t) {
         if (idle_phase == 1 && t >= t_hold_end) idle_phase = 2;
         if (idle_phase == 2) {
             idle_phase = 3;
-            t_close_deadline = t + CLOSE_GRACE;
-            for (int i = 0; i < nconns; i++) start_close(&conns[i]);
+            start_close_all(t);
         }
-        if (idle_phase == 3) {
-            int left = 0;
-            for (int i = 0; i < nconns; i++) left += conns[i].state != ST_DONE;
-            if (!left) finished = 1;
-            else if (t > t_close_deadline) {
-                for (int i = 0; i < nconns; i++)
-                    if (conns[i].state != ST_DONE) {
-                        st_close_timeouts++;
-                        on_closed(&conns[i], 0);
-                    }
-                finished = 1;
-            }
-        }
+        if (idle_phase == 3 && all_closed(t)) finished = 1;
         break;
     case M_BROADCAST: {
         conn_t *trig = &conns[nconns - 1];
@@ -813,22 +820,9 @@ static void tick(double t) {
         }
         if (bc_phase == 4) {
             bc_phase = 5;
-            t_close_deadline = t + CLOSE_GRACE;
-            for (int i = 0; i < nconns; i++) start_close(&conns[i]);
+            start_close_all(t);
         }
-        if (bc_phase == 5) {
-            int left = 0;
-            for (int i = 0; i < nconns; i++) left += conns[i].state != ST_DONE;
-            if (!left) finished = 1;
-            else if (t > t_close_deadline) {
-                for (int i = 0; i < nconns; i++)
-                    if (conns[i].state != ST_DONE) {
-                        st_close_timeouts++;
-                        on_closed(&conns[i], 0);
-                    }
-                finished = 1;
-            }
-        }
+        if (bc_phase == 5 && all_closed(t)) finished = 1;
         break;
     }
     }

@@ -20,6 +20,15 @@ from pathlib import Path
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+# The loadgen's error counters; benchmarks/run.py sums the same ones.
+ERROR_FIELDS = (
+    "connect_errors",
+    "handshake_errors",
+    "protocol_errors",
+    "mismatches",
+    "unexpected_closes",
+    "close_timeouts",
+)
 stats = {"pongs": 0, "pings": 0, "texts": 0, "closes": 0, "errors": []}
 
 
@@ -104,45 +113,17 @@ async def main(loadgen: str) -> int:
     failures = []
     cases = [
         ("pingpong", "--connections", "3", "--duration", "0.5", "--warmup", "0.1"),
-        (
-            "pingpong",
-            "--connections",
-            "1",
-            "--duration",
-            "0.3",
-            "--warmup",
-            "0",
-            "--payload",
-            "300",
-        ),
-        (
-            "pingpong",
-            "--connections",
-            "1",
-            "--duration",
-            "0.3",
-            "--warmup",
-            "0",
-            "--payload",
-            "70000",
+        *(
+            ("pingpong", "--connections", "1", "--duration", "0.3", "--warmup", "0")
+            + ("--payload", size)
+            for size in ("300", "70000")
         ),
         ("churn", "--connections", "4", "--duration", "0.5", "--warmup", "0.1"),
     ]
     for mode, *args in cases:
         before = dict(stats)
         result = await run_loadgen(loadgen, port, "--mode", mode, *args)
-        errors = [
-            k
-            for k in (
-                "connect_errors",
-                "handshake_errors",
-                "protocol_errors",
-                "mismatches",
-                "unexpected_closes",
-                "close_timeouts",
-            )
-            if result[k]
-        ]
+        errors = [k for k in ERROR_FIELDS if result[k]]
         if not result["ok"] or errors or result["completed"] == 0:
             failures.append(f"{mode} {args}: {errors} {result}")
         if stats["pongs"] - before["pongs"] != stats["pings"] - before["pings"]:

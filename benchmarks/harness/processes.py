@@ -1,0 +1,216 @@
+"""Starting and stopping the servers the benchmark measures, each by its own PID.
+
+The scenarios see a started server only as a ``ServerProcess``: its ``port``,
+``pid`` and ``log``, ``check_alive()`` and ``stop()``. ``start_uvicorn`` is the
+one place that knows how uvicorn is launched, so moving it onto a shared
+launcher (``django_ws.asgi_servers``) changes this module only. That launcher
+needs three things first: to tell that uvicorn is ready at ``--log-level
+warning`` (at info level uvicorn logs every accepted WebSocket: +21% CPU
+instructions per churn connection for the raw app under callgrind), to run the
+server under ``taskset``, and 10,000+ file descriptors for the idle scenario.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import APPS, HOST, LOADGEN_CPU, SERVER_CPU, BenchError, capture
+
+NOFILE = 65536
+# One uvicorn worker per target, the same for every target.
+UVICORN_OPTIONS = (
+    "--http",
+    "httptools",
+    "--loop",
+    "uvloop",
+    "--ws",
+    "websockets-sansio",
+)
+
+
+def raise_nofile() -> None:
+    """preexec_fn: allow 10,000+ sockets per process (root may raise the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limits in ((NOFILE, max(hard, NOFILE)), (max(soft, min(hard, NOFILE)), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+            return
+        except (ValueError, OSError):
+            continue
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """Stop one process we started: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    try:
+        return " | ".join(
+            path.read_text(errors="replace").strip().splitlines()[-lines:]
+        )
+    except OSError:
+        return ""
+
+
+@dataclass
+class ServerProcess:
+    """A server we started on 127.0.0.1:``port``, writing to ``log``."""
+
+    proc: subprocess.Popen[Any]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise BenchError(f"server died: {tail(self.log)}")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def _wait_for_port(server: ServerProcess, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise BenchError(
+                f"server exited with {server.proc.returncode}: {tail(server.log)}"
+            )
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((HOST, server.port)) == 0:
+                return
+        time.sleep(0.05)
+    raise BenchError(
+        f"server did not listen on {server.port} within {timeout:.0f}s: "
+        f"{tail(server.log)}"
+    )
+
+
+def start_uvicorn(
+    python: Path,
+    app: str,
+    *,
+    lifespan: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    name: str,
+) -> ServerProcess:
+    """Start ``python -m uvicorn app`` from ``apps/``, pinned to the server core.
+
+    Returns once it accepts connections; stops it and raises ``BenchError`` if
+    it exits first or does not listen within 40 s.
+    """
+    port = free_port()
+    log = log_dir / f"server-{name}-{port}.log"
+    command = [
+        *("taskset", "-c", SERVER_CPU, str(python), "-m", "uvicorn", app),
+        *("--app-dir", str(APPS), "--host", HOST, "--port", str(port)),
+        *UVICORN_OPTIONS,
+        *("--lifespan", lifespan, "--log-level", "warning", "--no-access-log"),
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=APPS,
+            preexec_fn=raise_nofile,
+        )
+    server = ServerProcess(proc, port, log)
+    try:
+        _wait_for_port(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+class RedisServer:
+    """A private redis-server on a free port (the shared 6379 is left alone)."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[Any] | None = None
+        self.url = f"redis://{HOST}:{self.port}/0"
+
+    def __enter__(self) -> RedisServer:
+        log = self.workdir / "redis.log"
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [
+                    *("taskset", "-c", LOADGEN_CPU, "redis-server"),
+                    *("--port", str(self.port), "--bind", HOST),
+                    *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.cli("PING", check=False).strip() == "PONG":
+                return self
+            time.sleep(0.05)
+        stop_process(self.proc)
+        raise BenchError(f"redis-server did not start: {tail(log)}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def cli(self, *args: str, check: bool = True) -> str:
+        out = capture(["redis-cli", "-h", HOST, "-p", str(self.port), *args], 10)
+        if check and out.returncode:
+            raise BenchError(f"redis-cli {' '.join(args)}: {out.stderr}")
+        return out.stdout
+
+    def commandstats(self) -> dict[str, int]:
+        stats = {}
+        for line in self.cli("INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_"):
+                name, _, rest = line.partition(":")
+                calls = dict(kv.split("=", 1) for kv in rest.split(","))["calls"]
+                stats[name[len("cmdstat_") :]] = int(calls)
+        return stats

@@ -1,0 +1,16 @@
+"""The scenarios, in the order they run and appear in the report."""
+
+from __future__ import annotations
+
+from .base import Recorder, Scenario
+from .broadcast import BROADCAST, BROADCAST_REDIS
+from .echo import CHURN, PINGPONG
+from .idle import IDLE
+from .sync import SYNC_BROADCAST
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (PINGPONG, CHURN, IDLE, BROADCAST, BROADCAST_REDIS, SYNC_BROADCAST)
+}
+
+__all__ = ["SCENARIOS", "Recorder", "Scenario"]
