@@ -34,6 +34,34 @@ def _get_user(request: Any) -> Any:
     return _as_in_a_request(auth.get_user, request)
 
 
+# Django's own async twins that run the sync method in a thread (the ORM's and the
+# cache's are sync_to_async underneath) or block the loop (the file store).
+_THREAD_BACKED_SESSIONS = frozenset(
+    f"django.contrib.sessions.backends.{name}"
+    for name in ("base", "db", "cache", "cached_db", "file")
+)
+_THREAD_BACKED_AUTH = "django.contrib.auth.backends"
+
+
+@functools.lru_cache(maxsize=None)
+def _loads_without_a_thread(engine: str, backends: tuple[str, ...]) -> bool:
+    """Return whether ``aget_user`` needs no thread with this store and these backends.
+
+    Only then is awaiting Django's async API cheaper than one worker-thread call
+    of the sync one: with Django's database or cache sessions or its model
+    backend, ``aget_user`` makes one thread hop per lookup (two with database
+    sessions) and would skip the stale-connection cleanup around them.
+    """
+    from django.contrib.auth import load_backend
+
+    if _session_store(engine).aload.__module__ in _THREAD_BACKED_SESSIONS:
+        return False
+    return all(
+        type(load_backend(path)).aget_user.__module__ != _THREAD_BACKED_AUTH
+        for path in backends
+    )
+
+
 def _as_in_a_request(function: Callable[..., Any], *args: Any) -> Any:
     """Call ``function`` (in a worker thread) as Django runs a view's database work.
 
@@ -79,9 +107,12 @@ class AuthMiddleware:
     """Set ``ws.request.session`` and ``ws.request.user`` from the session cookie.
 
     The seed README's ``AuthAsyncMiddleware``, supported: the session store is the
-    project's ``SESSION_ENGINE`` and the user is loaded in a worker thread, so the
-    event loop never blocks on the database. Without a session cookie the user is
-    ``AnonymousUser`` with no database work, no thread and no header parsing.
+    project's ``SESSION_ENGINE`` and the user is loaded in one worker-thread call,
+    so the event loop never blocks on the database. A session store and
+    authentication backends whose async methods need no thread (signed-cookie
+    sessions and a backend with its own ``aget_user``) are awaited on the loop
+    instead. Without a session cookie the user is ``AnonymousUser`` with no
+    database work, no thread and no header parsing.
     """
 
     def __init__(self, next: Next) -> None:
@@ -139,7 +170,14 @@ class AuthMiddleware:
         return True
 
     async def load_user(self, ws: WebSocketHandler) -> None:
-        ws.request.user = await sync_to_async(_get_user)(ws.request)
+        if _loads_without_a_thread(
+            settings.SESSION_ENGINE, tuple(settings.AUTHENTICATION_BACKENDS)
+        ):
+            from django.contrib import auth
+
+            ws.request.user = await auth.aget_user(ws.request)
+        else:
+            ws.request.user = await sync_to_async(_get_user)(ws.request)
 
 
 #: The seed README's name for the same middleware.

@@ -8,7 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 log "Virtualenv .venv/example"
-ensure_venv .venv/example "$(pick_python 3.11)" -e ".[server,redis]"
+# The newest Python, so the newest Django (6.x needs 3.12+); where there is no
+# 3.13, pick_python takes python3 and pip the newest Django it supports.
+ensure_venv .venv/example "$(pick_python 3.13)" -e ".[server,redis]"
 python=$PWD/.venv/example/bin/python
 
 cd example

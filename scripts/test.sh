@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: set up what the suite needs (Redis, Chromium, one virtualenv
-# per supported Django LTS line), then run pytest in each. Arguments go to pytest:
+# per supported Django line), then run pytest in each. Arguments go to pytest:
 #
 #   bash scripts/test.sh
 #   bash scripts/test.sh -k live_server -x
@@ -83,7 +83,7 @@ ensure_chromium() {
 
 # summarize REPORT...: print pytest's counts over all runs as one closing line.
 summarize() {
-    .venv/py311-dj52/bin/python - "$@" <<'PY'
+    ".venv/${ENVS[-1]}/bin/python" - "$@" <<'PY'
 import sys
 import xml.etree.ElementTree as ET
 
@@ -108,13 +108,18 @@ ensure_redis
 export DJANGO_WS_TEST_REDIS_SERVER=${DJANGO_WS_TEST_REDIS_SERVER:-$(command -v redis-server || true)}
 ensure_chromium
 
-ENVS=(py310-dj42 py311-dj52)
+# The oldest supported pair, and each newer Django on the Python it needs (6.x:
+# 3.12+). The newest environment is last: it runs the benchmark smoke and
+# every server of the end-to-end matrix.
+ENVS=(py310-dj52 py312-dj60 py313-dj61)
 log "Virtualenvs ${ENVS[*]}"
 SECONDS=0
-ensure_venv .venv/py310-dj42 "$(pick_python 3.10)" \
-    -e ".[test,redis,server]" "Django>=4.2,<5.0"
-ensure_venv .venv/py311-dj52 "$(pick_python 3.11)" \
+ensure_venv .venv/py310-dj52 "$(pick_python 3.10)" \
     -e ".[test,redis,server]" "Django>=5.2,<6.0"
+ensure_venv .venv/py312-dj60 "$(pick_python 3.12)" \
+    -e ".[test,redis,server]" "Django>=6.0,<6.1"
+ensure_venv .venv/py313-dj61 "$(pick_python 3.13)" \
+    -e ".[test,redis,server]" "Django>=6.1,<6.2"
 echo "Virtualenvs ready in ${SECONDS}s."
 
 reports=$(mktemp -d)
@@ -127,10 +132,16 @@ for env in "${ENVS[@]}"; do
     code=0
     # --foreground keeps pytest in this process group, so Ctrl-C and a kill of
     # the group reach it and the servers it started.
-    # The benchmark smoke run needs one environment only: the newest.
+    # The benchmark smoke run and the servers other than uvicorn need one
+    # environment only: the newest. A DJANGO_WS_TEST_SERVERS set by the caller wins.
     marks=()
-    [[ $env == "${ENVS[-1]}" ]] || marks=(-m "not bench_smoke")
-    timeout --foreground --kill-after=30 "$RUN_TIMEOUT" \
+    servers=uvicorn,hypercorn,daphne,granian
+    if [[ $env != "${ENVS[-1]}" ]]; then
+        marks=(-m "not bench_smoke")
+        servers=uvicorn
+    fi
+    DJANGO_WS_TEST_SERVERS=${DJANGO_WS_TEST_SERVERS:-$servers} \
+        timeout --foreground --kill-after=30 "$RUN_TIMEOUT" \
         "$python" -m pytest --junitxml="$reports/$env.xml" "${marks[@]}" "$@" || code=$?
     case $code in
         0) results+=("$env: passed") ;;

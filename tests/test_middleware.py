@@ -8,8 +8,11 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import asgiref.sync
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib import auth
+from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import User
 from django.core import checks, signing
 from django.test import Client
@@ -51,6 +54,58 @@ async def create_user(username: str = "alice", **fields: Any) -> User:
 async def logged_in(ws_client: WebSocketTestClient, user: User) -> WebSocketTestClient:
     await ws_client.force_login(user)
     return ws_client
+
+
+class InMemoryBackend(BaseBackend):
+    """An authentication backend whose ``aget_user`` needs no thread and no database."""
+
+    users: dict[int, User] = {}
+
+    def get_user(self, user_id: int) -> User | None:
+        return self.users.get(user_id)
+
+    async def aget_user(self, user_id: int) -> User | None:
+        return self.users.get(user_id)
+
+
+IN_MEMORY_BACKEND = f"{__name__}.InMemoryBackend"
+
+
+def in_memory_user(monkeypatch: pytest.MonkeyPatch, pk: int = 7) -> User:
+    """Return an unsaved user that ``InMemoryBackend`` knows."""
+    user = User(pk=pk, username="alice")
+    user.set_unusable_password()
+    monkeypatch.setitem(InMemoryBackend.users, pk, user)
+    return user
+
+
+def signed_session_cookie(user: User, backend: str) -> str:
+    """Return a signed-cookie session that ``login(user)`` would have left."""
+    from django.contrib.sessions.backends.signed_cookies import SessionStore
+
+    session = SessionStore()
+    session.update(
+        {
+            auth.SESSION_KEY: str(user.pk),
+            auth.BACKEND_SESSION_KEY: backend,
+            auth.HASH_SESSION_KEY: user.get_session_auth_hash(),
+        }
+    )
+    session.save()
+    return session.session_key
+
+
+def count_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Return a list that grows by one per ``sync_to_async`` call, Django's included."""
+    hops: list[int] = []
+    call = asgiref.sync.SyncToAsync.__call__
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(threading.get_ident())
+        return await call(self, *args, **kwargs)
+
+    monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", counted)
+    return hops
 
 
 def issued_seconds_ago(user: User, seconds: float, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -212,6 +267,65 @@ async def test_the_user_is_loaded_in_a_worker_thread_not_on_the_event_loop(
     async with ws_client.connect("/ws") as ws:
         assert (await ws.receive_json())["authenticated"] is True
     assert len(threads) == 1 and threads[0] != loop_thread
+
+
+@transactional_db
+@pytest.mark.parametrize("engine", ["db", "cached_db", "signed_cookies"])
+async def test_with_djangos_own_store_and_backend_the_user_costs_one_thread_hop(
+    engine: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Django's async aget_user would make one hop per lookup here (two with
+    # database sessions): one worker-thread call of get_user is cheaper.
+    settings.SESSION_ENGINE = f"django.contrib.sessions.backends.{engine}"
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+    ws_client = await logged_in(client(who_am_i(AuthMiddleware)), await create_user())
+    hops = count_thread_hops(monkeypatch)
+    async with ws_client.connect("/ws") as ws:
+        assert await ws.receive_json() == {"user": "alice", "authenticated": True}
+    assert len(hops) == 1
+
+
+async def test_a_store_and_backend_that_need_no_thread_are_awaited_on_the_event_loop(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No django_db mark: any query would fail the test, as would the ORM on the loop.
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    settings.AUTHENTICATION_BACKENDS = [IN_MEMORY_BACKEND]
+    cookie = signed_session_cookie(in_memory_user(monkeypatch), IN_MEMORY_BACKEND)
+    hops = count_thread_hops(monkeypatch)
+    ws_client = client(who_am_i(AuthMiddleware))
+    async with ws_client.connect("/ws", cookies={"sessionid": cookie}) as ws:
+        assert await ws.receive_json() == {"user": "alice", "authenticated": True}
+    assert hops == []
+
+
+async def test_without_a_thread_a_user_the_backend_does_not_know_is_anonymous(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    settings.AUTHENTICATION_BACKENDS = [IN_MEMORY_BACKEND]
+    cookie = signed_session_cookie(User(pk=8, username="ghost"), IN_MEMORY_BACKEND)
+    hops = count_thread_hops(monkeypatch)
+    ws_client = client(who_am_i(AuthMiddleware))
+    async with ws_client.connect("/ws", cookies={"sessionid": cookie}) as ws:
+        assert await ws.receive_json() == {"user": "", "authenticated": False}
+    assert hops == []
+
+
+async def test_login_required_refuses_a_stale_session_without_a_thread(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    settings.AUTHENTICATION_BACKENDS = [IN_MEMORY_BACKEND]
+    user = in_memory_user(monkeypatch)
+    cookie = signed_session_cookie(user, IN_MEMORY_BACKEND)
+    user.set_unusable_password()  # a password change ends every session
+    events: list[str] = []
+    handler = who_am_i(LoginRequiredMiddleware, events=events)
+    hops = count_thread_hops(monkeypatch)
+    async with client(handler).connect("/ws", cookies={"sessionid": cookie}) as ws:
+        assert (ws.accepted, ws.status) == (False, 403)
+    assert (events, hops) == ([], [])
 
 
 @transactional_db
