@@ -125,7 +125,7 @@ class AuthMiddleware:
         # Not a coroutine of its own when there is nothing to await: an open socket
         # keeps every frame of its middleware chain alive. The chain awaits what
         # this returns either way.
-        if ws._request is None and not has_header(ws.scope, b"cookie"):
+        if not ws.has_request and not has_header(ws.scope, b"cookie"):
             # Most sockets: no cookie, and nothing before this read or set the
             # request. One object, with the session and user made on first read.
             ws.request = _AnonymousRequest(ws.scope)
