@@ -13,6 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import django
+from asgiref.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    Scope,
+    WebSocketScope,
+)
 
 from . import status
 from .broadcast import get_backend
@@ -24,7 +30,9 @@ from .routing import FROM_SETTINGS, Router, get_router
 
 logger = logging.getLogger("django_ws")
 
-ASGIApp = Callable[[dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
+#: Any ASGI 3 application, such as Django's ``ASGIHandler`` (typed loosely by
+#: django-stubs, hence not ``asgiref.typing.ASGI3Application``).
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 class WebSocketApplication:
@@ -55,9 +63,10 @@ class WebSocketApplication:
                 load_middleware(entry, where=f"{handler_class.__qualname__}.middleware")
         get_backend()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        kind = scope["type"]
-        if kind == "websocket":
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] == "websocket":
             # Resolved here rather than in a method of its own: an open socket keeps
             # every frame of its call chain alive, so each one costs memory per socket.
             match = self.router.resolve(scope["path"])
@@ -66,21 +75,23 @@ class WebSocketApplication:
                 return
             handler_class, args, kwargs = match
             await handler_class(scope, receive, send, args=args, kwargs=kwargs).run()
-        elif kind == "http":
+        elif scope["type"] == "http":
             await self.http_app(scope, receive, send)
-        elif kind == "lifespan":
+        elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
         else:
-            raise ValueError(f"django-ws cannot handle ASGI scope type {kind!r}")
+            raise ValueError(f"django-ws cannot handle ASGI scope type {scope['type']!r}")
 
-    async def refuse_unknown_path(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def refuse_unknown_path(
+        self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         """Refuse a handshake for a path that no route matches with HTTP 404."""
         message = await receive()
         if message["type"] == "websocket.connect":
             logger.info("Refused WebSocket %s: no route", scope["path"])
             await refuse_handshake(scope, send, 404)
 
-    async def lifespan(self, receive: Any, send: Any) -> None:
+    async def lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         """Answer the lifespan protocol: start and stop the broadcast backend."""
         while True:
             message = await receive()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from . import status
 
 
-def has_header(scope: dict[str, Any], name: bytes) -> bool:
+def has_header(scope: Mapping[str, Any], name: bytes) -> bool:
     """Return whether the handshake has a header ``name`` (lowercase bytes)."""
     for header, _ in scope.get("headers", ()):
         if header == name:
@@ -17,7 +17,7 @@ def has_header(scope: dict[str, Any], name: bytes) -> bool:
 
 
 async def refuse_handshake(
-    scope: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]], http_status: int
+    scope: Mapping[str, Any], send: Callable[[Any], Awaitable[None]], http_status: int
 ) -> None:
     """Refuse a handshake with ``http_status`` where the server can send one, else 403.
 
