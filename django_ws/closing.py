@@ -31,7 +31,6 @@ class CloseHandling:
         _state: ConnectionState
         _outbox: Outbox
         _task: asyncio.Task[Any] | None
-        _asgi_send: Any
         close_code: int | None
         close_reason: str
 
@@ -79,7 +78,9 @@ class CloseHandling:
     async def _send_abort_close(self) -> None:
         message = {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
         try:
-            await asyncio.wait_for(self._asgi_send(message), get_settings().close_timeout)
+            await asyncio.wait_for(
+                self._outbox.send_past_queue(message), get_settings().close_timeout
+            )
         except Exception:  # the client is not reading (or gone): give up
             logger.debug("Close frame to %r not taken by the server", self)
 

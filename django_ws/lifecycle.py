@@ -245,6 +245,10 @@ class Lifecycle(CloseHandling, TaskMixin):
                 await self._drain_until_disconnect()
         except asyncio.CancelledError:
             if self._state is not ABORTING:
+                # The server cancels its connections' tasks as it shuts down
+                # (hypercorn at its graceful timeout): say so with 1001 before it
+                # closes the socket its own way (1011, or no close frame at all).
+                self.close(status.WS_1001_GOING_AWAY, "Server shutting down")
                 raise
             self._absorb_abort()
         finally:

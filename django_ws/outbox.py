@@ -1,12 +1,17 @@
 """The one send path of a connection: ordered, bounded, awaited or not.
 
-``Outbox.put`` hands a message to the ASGI server at once when nothing is queued,
-stepping the server's ``send`` coroutine synchronously: with uvicorn that finishes
+``Outbox.put`` hands a message to the ASGI server at once when nothing is queued.
+When the server's ``send`` returns a coroutine (uvicorn, hypercorn, daphne), the
+outbox takes its first step right here, as a task would: it usually finishes
 without suspending, so neither an awaited ``send`` nor a fire-and-forget one costs
-a task or a task switch. Only when the server applies back-pressure (the client is
-not reading) does the rest of that send move to a drain task, and later messages
-queue behind it, in order, up to ``limit``; past it the outbox calls ``on_overflow``
-instead of growing without bound.
+a task or a task switch. Any other awaitable (granian returns a future) is only
+awaited, never stepped by hand; it counts as sent once it is done.
+
+When the server applies back-pressure (the client is not reading) the rest of
+that send moves to a drain task, and later messages queue behind it, in order, up
+to ``limit``; past it the outbox calls ``on_overflow`` instead of growing without
+bound. A close the server refuses for its code is sent again with the portable
+code (``status.portable_close_code``).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
+from types import CoroutineType
 from typing import Any
 
 from .exceptions import ConnectionClosed
+from .status import portable_close_code
 
 logger = logging.getLogger("django_ws")
 
@@ -102,6 +109,14 @@ class _Resume:
                 return
 
 
+def _portable(message: dict[str, Any]) -> dict[str, Any] | None:
+    """Return ``message`` with a portable close code, if it is a close that needs one."""
+    if message.get("type") != "websocket.close":
+        return None
+    code = portable_close_code(message.get("code", 1000))
+    return None if code is None else {**message, "code": code}
+
+
 def _ignore_overflow() -> None:
     pass
 
@@ -152,8 +167,11 @@ class Outbox:
             return self._enqueue(message)
         # Nothing ahead: step the server's send right here (this is every message's
         # and every broadcast member's path, so it is not a call of its own).
-        steps: Generator[Any, Any, Any] = self._send(message).__await__()  # type: ignore[assignment]
         try:
+            sending = self._send(message)
+            if type(sending) is not CoroutineType:
+                return self._sent_when_done(message, sending)
+            steps: Generator[Any, Any, Any] = sending.__await__()
             # A for loop takes the coroutine's first step without raising (and
             # allocating) a StopIteration when it finishes at once, as it usually does.
             for first in steps:
@@ -161,17 +179,39 @@ class Outbox:
             else:
                 return SENT
         except Exception as error:
-            self._lost(error)
-            return _Dropped(self.closed_code)
+            return self._refused(message, error)
         # The server applies back-pressure: finish this send in a task, in order.
+        return self._finish_in_task(message, _Resume(steps, first))
+
+    def _sent_when_done(
+        self, message: dict[str, Any], sending: Awaitable[None]
+    ) -> _Sent | _Dropped | PendingSend:
+        """Follow a send that is not a coroutine (a future): await it, never step it."""
+        done = getattr(sending, "done", None)
+        if done is not None and done() and sending.exception() is None:  # type: ignore[attr-defined]
+            return SENT
+        return self._finish_in_task(message, sending)
+
+    def _finish_in_task(
+        self, message: dict[str, Any], sending: Awaitable[None]
+    ) -> PendingSend:
         pending = PendingSend(message)
         if self._queue is None:
             self._queue = deque()
         self._queue.append(pending)
         self._drain_task = asyncio.get_running_loop().create_task(
-            self._drain(_Resume(steps, first))
+            self._drain(message, sending)
         )
         return pending
+
+    def _refused(self, message: dict[str, Any], error: Exception) -> _Sent | _Dropped | PendingSend:
+        """A send raised at once: try the portable close, else the client is gone."""
+        replacement = _portable(message)
+        if replacement is not None:
+            logger.debug("Close %s refused by the server (%r); sending %s", message.get("code"), error, replacement["code"])
+            return self.put(replacement)
+        self._lost(error)
+        return _Dropped(self.closed_code)
 
     def _enqueue(self, message: dict[str, Any]) -> _Dropped | PendingSend:
         queue = self._queue
@@ -191,16 +231,16 @@ class Outbox:
             self.closed_code = code
         return sent
 
-    async def _drain(self, resume: _Resume | None) -> None:
+    async def _drain(self, first: dict[str, Any], sending: Awaitable[None]) -> None:
         queue = self._queue
         assert queue is not None
         try:
-            if resume is not None:
-                await resume
-                if queue:  # ``drop_queued`` may have emptied it meanwhile
-                    queue.popleft()._settle()
+            await self._send_or_replace(first, sending)
+            if queue:  # ``drop_queued`` may have emptied it meanwhile
+                queue.popleft()._settle()
             while queue:
-                await self._send(queue[0].message)  # type: ignore[arg-type]
+                message: dict[str, Any] = queue[0].message  # type: ignore[assignment]
+                await self._send_or_replace(message, self._send(message))
                 if queue:
                     queue.popleft()._settle()
         except asyncio.CancelledError:
@@ -209,6 +249,19 @@ class Outbox:
             self._lost(error)
         finally:
             self._drain_task = None
+
+    async def send_past_queue(self, message: dict[str, Any]) -> None:
+        """Send ``message`` now, ahead of anything queued (the close after an abort)."""
+        await self._send_or_replace(message, self._send(message))
+
+    async def _send_or_replace(self, message: dict[str, Any], sending: Awaitable[None]) -> None:
+        try:
+            await sending
+        except Exception:
+            replacement = _portable(message)
+            if replacement is None:
+                raise
+            await self._send(replacement)
 
     def _lost(self, error: BaseException) -> None:
         logger.debug("WebSocket send failed, client gone: %r", error)

@@ -19,3 +19,16 @@ WS_1010_MANDATORY_EXTENSION = 1010
 WS_1011_INTERNAL_ERROR = 1011
 WS_1012_SERVICE_RESTART = 1012
 WS_1013_TRY_AGAIN_LATER = 1013
+
+
+def portable_close_code(code: int) -> int | None:
+    """Return what to send instead of ``code`` to a server that refuses it, or ``None``.
+
+    The WebSocket RFC lets a server send any code it defines, but some stacks only
+    send 1000 and 3000-4999 (daphne, through autobahn, raises for the rest). There
+    django-ws sends ``4000 + (code - 1000)``: 1008 becomes 4008, 1011 becomes 4011,
+    so the last three digits still say what happened.
+    """
+    if code == WS_1000_NORMAL_CLOSURE or 3000 <= code <= 4999:
+        return None
+    return 4000 + code - 1000
