@@ -26,6 +26,7 @@ from .origin import origin_allowed
 from .outbox import SENT, Outbox
 from .ratelimit import RateLimiter
 from .state import ABORTING, CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, ConnectionState
+from .backpressure import with_backpressure
 from .closing import CloseHandling
 from .tasks import TaskMixin
 
@@ -99,6 +100,8 @@ class Lifecycle(CloseHandling, TaskMixin):
         self.close_code: int | None = None
         self.close_reason = ""
         self._state = CONNECTING
+        if "extensions" not in scope:  # an ASGI 2.0 server: its send may never wait
+            send = with_backpressure(scope, send)
         self._receive: Callable[[], Awaitable[Any]] = receive  # type: ignore[assignment]
         self._asgi_send: Callable[[Any], Awaitable[None]] = send  # type: ignore[assignment]
         self._request = None
