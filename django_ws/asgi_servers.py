@@ -329,19 +329,28 @@ class ServerProcess:
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+                return self.kill()
         _running.discard(process)
         return process.returncode
 
     def kill(self) -> int | None:
-        """Kill the process abruptly (SIGKILL), as a crash would; return the code."""
+        """Kill the process and its workers abruptly (SIGKILL), as a crash would.
+
+        granian and hypercorn serve from worker processes: killing only the main
+        one would leave a worker serving the port. Return the main one's code.
+        """
         process = self._process
         if process is None:
             return None
         if process.poll() is None:
+            workers = self.process_ids()[1:]
             process.kill()
             process.wait(timeout=5)
+            for pid in workers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         _running.discard(process)
         return process.returncode
 
