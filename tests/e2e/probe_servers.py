@@ -138,7 +138,7 @@ async def shutdown(server: ServerProcess, log: Path) -> dict[str, Any]:
     except asyncio.TimeoutError:
         client = "nothing within 10 s"
     app = [
-        {k: v for k, v in e.items() if k in ("event", "code", "path")}
+        {k: v for k, v in e.items() if k in ("event", "code", "path", "error")}
         for e in events(log)[mark:]
     ]
     return {"exit": code, "client_close": client, "app_saw_in_order": app}
@@ -156,6 +156,8 @@ async def probe(name: str) -> dict[str, Any]:
             first = await asyncio.wait_for(ws.recv(), 5)
             report["info"] = json.loads(await asyncio.wait_for(ws.recv(), 5))
             report["info"]["first_frame"] = first
+        async with connect(server.ws_url("/headers"), open_timeout=5, proxy=None) as ws:
+            report["accept headers: x-probe"] = ws.response.headers.get("x-probe")
         report["lifespan_startup"] = [e["event"] for e in events(log) if "path" not in e]
         for path in ("/deny?code=1000", "/deny?code=4003", "/deny-http"):
             report[f"handshake {path}"] = await handshake_status(server.port, path)

@@ -22,9 +22,15 @@ SERVERS_ENV = "DJANGO_WS_TEST_SERVERS"
 HTTP_RESPONSE_EXTENSION = {"uvicorn", "hypercorn", "granian"}
 
 # Servers that send the "reason" of websocket.close and the "headers" of
-# websocket.accept. daphne (ASGI spec 2.0) drops both.
+# websocket.accept. daphne (ASGI spec 2.0) drops both; granian 2.8 claims spec
+# 2.3 but drops the accept headers.
 CLOSE_REASONS = {"uvicorn", "hypercorn", "granian"}
-ACCEPT_HEADERS = {"uvicorn", "hypercorn", "granian"}
+ACCEPT_HEADERS = {"uvicorn", "hypercorn"}
+
+# The largest message each server lets through to the app, where it is below
+# django-ws's default WS_MAX_MESSAGE_SIZE (1 MiB) plus one: daphne configures
+# autobahn with 1 MiB, and autobahn drops the TCP connection, no close frame.
+SERVER_MAX_MESSAGE = {"daphne": 1024 * 1024}
 
 
 def selected_servers() -> list[str]:
@@ -46,6 +52,11 @@ def selected_servers() -> list[str]:
 def refusal_status(server: str, status: int) -> int:
     """Return the HTTP status a client sees when django-ws refuses with ``status``."""
     return status if server in HTTP_RESPONSE_EXTENSION else 403
+
+
+def server_drops(server: str, size: int) -> bool:
+    """Tell whether ``server`` itself drops the connection on a ``size``-byte message."""
+    return size > SERVER_MAX_MESSAGE.get(server, size)
 
 
 def close_seen(server: str, code: int, reason: str) -> tuple[int, str]:

@@ -29,7 +29,7 @@ from tests.e2e.safety_support import (
     safety_settings,
     ws_connect,
 )
-from tests.e2e.servers import close_seen
+from tests.e2e.servers import close_seen, server_drops
 from tests.live_server import LiveServer
 
 MiB = 1024 * 1024
@@ -185,9 +185,15 @@ async def test_expired_and_tampered_tickets_are_refused(
 
 
 async def test_an_oversized_message_closes_1009(server: LiveServer, events: Events) -> None:
+    """daphne's own 1 MiB limit comes first: it drops the connection, no close frame."""
     async with ws_connect(server.ws_url("/safety/probe?tag=big")) as ws:
         await ws.send(b"x" * (MiB + 1))  # the default WS_MAX_MESSAGE_SIZE is 1 MiB
-        assert await close_of(ws) == close_seen(server.server, 1009, "Message too big")
+        if server_drops(server.server, MiB + 1):
+            with pytest.raises(ConnectionClosed) as excinfo:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert excinfo.value.rcvd is None
+        else:
+            assert await close_of(ws) == close_seen(server.server, 1009, "Message too big")
     await events.wait_for("big", "close")
     assert "message" not in events.of("big")
 
@@ -254,17 +260,20 @@ async def test_a_client_that_stops_reading_is_cut_off_with_1008_and_memory_stays
 
 # What a client sees when the server is stopped (SIGTERM), and the on_close events.
 # uvicorn closes every socket itself (1012) before the lifespan shutdown. granian
-# sends the lifespan shutdown with the sockets still open: django-ws closes them
-# (1001). hypercorn 0.18 on Python >= 3.12 waits in asyncio's Server.wait_closed()
+# drops every socket without a close frame (the client sees 1006), then hands the
+# app websocket.disconnect 1005 and the lifespan shutdown at once; a close sent
+# then never completes (emmett-framework/granian#796). hypercorn 0.18 on Python >= 3.12 waits in asyncio's Server.wait_closed()
 # for every connection to end before anything else, so nothing reaches the app
 # and the harness's SIGKILL drops the sockets (pgjones/hypercorn#308). daphne has
 # no lifespan: twisted stops its reactor and drops every socket, and the app
 # hears nothing more, so no on_close runs.
 SHUTDOWN = {
-    "uvicorn": (-signal.SIGTERM, (1012, ""), "close 1012"),
-    "granian": (0, (1001, "Server shutting down"), "close 1001"),
-    "hypercorn": (-signal.SIGKILL, None, None),
-    "daphne": (0, None, None),
+    "uvicorn": (-signal.SIGTERM, (1012, ""), {"close 1012"}),
+    # 1005 as granian reports it; 1006 while django-ws takes granian's send for a
+    # lost client (the PyFutureAwaitable has no .send(), see docs/servers.md).
+    "granian": (0, None, {"close 1005", "close 1006"}),
+    "hypercorn": (-signal.SIGKILL, None, set()),
+    "daphne": (0, None, set()),
 }
 
 
@@ -285,8 +294,11 @@ async def test_shutdown_closes_every_socket_as_the_server_allows(
         received = excinfo.value.rcvd
         assert ((received.code, received.reason) if received else None) == close
     for tag in tags:
-        expected = ["open", "task-cancelled", on_close] if on_close else ["open"]
-        assert events.of(tag) == expected
+        if on_close:  # the task is cancelled, and has finished, before on_close runs
+            assert events.of(tag)[:2] == ["open", "task-cancelled"]
+            assert events.of(tag)[2:] in [[event] for event in on_close]
+        else:  # the app never hears of the shutdown
+            assert events.of(tag) == ["open"]
 
 
 @pytest.mark.parametrize("implementation", ["websockets-sansio", "websockets"])

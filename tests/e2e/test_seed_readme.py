@@ -271,6 +271,20 @@ def seed_server(
 SERVER_LOG_LINE = re.compile(r"(INFO:|WARNING:|\[|\d{4}-\d\d-\d\d |127\.0\.0\.1:)")
 
 
+async def settled_log_offset(server: SeedServer, timeout: float = 5) -> int:
+    """Return the log's length once every earlier connection printed its last line.
+
+    A server may answer the client's close before the app hears of it (daphne
+    does), so an earlier test's "POST Run Loop" can come after it returned.
+    """
+    deadline = time.monotonic() + timeout
+    while (log := server.log_text()).count("Pre Run Loop") != log.count("POST Run Loop"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"A connection never finished within {timeout} s:\n{log}")
+        await asyncio.sleep(0.05)
+    return len(log)
+
+
 async def wait_logged(
     server: SeedServer, offset: int, text: str, timeout: float = 5
 ) -> str:
@@ -297,7 +311,7 @@ async def test_my_socket_replies_to_an_unawaited_send(seed_server: SeedServer) -
 async def test_the_readme_middleware_prints_around_the_whole_connection(
     seed_server: SeedServer,
 ) -> None:
-    offset = len(seed_server.log_text())
+    offset = await settled_log_offset(seed_server)
     async with connect(seed_server.ws_url("/ws"), open_timeout=5) as ws:
         await ws.send(json.dumps("hi"))
         await asyncio.wait_for(ws.recv(), 5)
@@ -316,7 +330,7 @@ async def test_the_readme_middleware_prints_around_the_whole_connection(
 async def test_a_logged_in_session_cookie_gives_the_user(
     seed_server: SeedServer,
 ) -> None:
-    offset = len(seed_server.log_text())
+    offset = await settled_log_offset(seed_server)
     headers = {"Cookie": f"sessionid={seed_server.session_id}"}
     async with connect(
         seed_server.ws_url("/ws"), open_timeout=5, additional_headers=headers

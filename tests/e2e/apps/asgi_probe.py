@@ -17,6 +17,10 @@ from urllib.parse import parse_qs
 
 Message = dict[str, Any]
 
+# The send callables of the open /shutdown sockets, which the lifespan shutdown
+# closes with 1001, as django-ws does.
+OPEN_AT_SHUTDOWN: set[Any] = set()
+
 
 def record(**fields: Any) -> None:
     path = os.environ.get("PROBE_EVENTS")
@@ -90,6 +94,15 @@ async def lifespan(receive: Any, send: Any) -> None:
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            for socket_send in list(OPEN_AT_SHUTDOWN):
+                try:
+                    await asyncio.wait_for(
+                        socket_send({"type": "websocket.close", "code": 1001, "reason": "probe"}),
+                        2,
+                    )
+                    record(event="closed 1001 at lifespan shutdown")
+                except BaseException as error:  # noqa: BLE001 - recorded
+                    record(event="close at lifespan shutdown failed", error=repr(error))
             await send({"type": "lifespan.shutdown.complete"})
             return
 
@@ -105,6 +118,10 @@ async def websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/deny-http":
         await send({"type": "websocket.http.response.start", "status": 404, "headers": []})
         await send({"type": "websocket.http.response.body", "body": b"nope"})
+        return
+    if path == "/headers":
+        await send({"type": "websocket.accept", "headers": [(b"x-probe", b"accepted")]})
+        await receive()
         return
     await send({"type": "websocket.accept"})
     handler = PATHS.get(path, echo)
@@ -211,6 +228,7 @@ async def flood(scope: Any, query: dict[str, str], receive: Any, send: Any) -> N
 
 async def shutdown(scope: Any, query: dict[str, str], receive: Any, send: Any) -> None:
     """Wait in receive() and record what the server hands the app at shutdown."""
+    OPEN_AT_SHUTDOWN.add(send)
     while True:
         message = await receive()
         record(path="/shutdown", event=message["type"], code=message.get("code"),
