@@ -42,6 +42,7 @@ PING_TIMEOUT = 20
 # Processes still running when the interpreter exits (a run interrupted before
 # its cleanup) are killed, so no server outlives the process that started it.
 _running: set[subprocess.Popen[bytes]] = set()
+_groups: set[int] = set()
 
 
 @atexit.register
@@ -50,6 +51,11 @@ def _kill_leftovers() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=5)
+    for group in list(_groups):
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def free_port() -> int:
@@ -176,6 +182,10 @@ class ServerProcess:
     ``cwd`` its working directory; ``extra_args`` go after the recommended
     ones, so they can override them. Everything the process prints goes to
     ``log_path`` (a temporary file by default), which ``log_text()`` reads.
+    ``process_group=True`` starts it in a process group of its own and signals
+    the whole group, for a command that forks children of its own (a reloader).
+    Subclasses may override ``command()`` and ``ready_text()`` to run another
+    command that serves the app, such as ``manage.py runserver``.
     """
 
     def __init__(
@@ -191,6 +201,7 @@ class ServerProcess:
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = STARTUP_TIMEOUT,
         python: str = sys.executable,
+        process_group: bool = False,
     ) -> None:
         if not app:
             raise ValueError("ServerProcess needs an app, as 'module:attr'.")
@@ -206,6 +217,7 @@ class ServerProcess:
         self.graceful_timeout = graceful_timeout
         self.startup_timeout = startup_timeout
         self.python = python
+        self.process_group = process_group
         if log_path is None:
             log = tempfile.NamedTemporaryFile(
                 prefix=f"django_ws_{server}_", suffix=".log", delete=False
@@ -243,6 +255,10 @@ class ServerProcess:
     def command(self) -> list[str]:
         args = self._spec.command(self.app, self.host, self.port, self.graceful_timeout)
         return [self.python, "-m", self._spec.module, *args, *self.extra_args]
+
+    def ready_text(self) -> bytes | None:
+        """Return what the server prints once it listens; None to trust the port alone."""
+        return self._spec.ready(self.port)
 
     def log_text(self) -> str:
         """Return everything the server printed so far, over all its starts."""
@@ -290,13 +306,16 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.process_group,
             )
         _running.add(self._process)
-        ready = self._spec.ready(self.port)
+        if self.process_group:
+            _groups.add(self._process.pid)
+        ready = self.ready_text()
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             log_bytes = self.log_path.read_bytes()[start_of_log:]
-            if ready in log_bytes and port_accepts(self.port, self.host):
+            if (ready is None or ready in log_bytes) and port_accepts(self.port, self.host):
                 return True
             if self._process.poll() is not None:
                 _running.discard(self._process)
@@ -325,11 +344,14 @@ class ServerProcess:
         if process is None:
             return None
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            self._signal(process, signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 return self.kill()
+        if self.process_group:  # a child (the reloader's) may outlive its parent
+            self._signal(process, signal.SIGKILL)
+            _groups.discard(process.pid)
         _running.discard(process)
         return process.returncode
 
@@ -344,15 +366,27 @@ class ServerProcess:
             return None
         if process.poll() is None:
             workers = self.process_ids()[1:]
-            process.kill()
+            self._signal(process, signal.SIGKILL)
             process.wait(timeout=5)
             for pid in workers:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        if self.process_group:
+            self._signal(process, signal.SIGKILL)
+            _groups.discard(process.pid)
         _running.discard(process)
         return process.returncode
+
+    def _signal(self, process: subprocess.Popen[bytes], sig: int) -> None:
+        try:
+            if self.process_group:
+                os.killpg(process.pid, sig)
+            else:
+                process.send_signal(sig)
+        except ProcessLookupError:
+            pass
 
     def __enter__(self) -> ServerProcess:
         return self if self.running else self.start()
