@@ -250,7 +250,7 @@ class ServerProcess:
         return f"ws://{self.host}:{self.port}/{path.lstrip('/')}"
 
     def http_url(self, path: str = "/") -> str:
-        return f"{self.url}/{path.lstrip('/')}"
+        return f"http://{self.host}:{self.port}/{path.lstrip('/')}"
 
     def command(self) -> list[str]:
         args = self._spec.command(self.app, self.host, self.port, self.graceful_timeout)

@@ -9,6 +9,7 @@ autoreloader's child process. Everything the server prints goes to a log file.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
