@@ -129,6 +129,15 @@ async def websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await handler(scope, query, receive, send)
     except asyncio.CancelledError:
         record(path=path, event="cancelled")
+        if os.environ.get("PROBE_CLOSE_ON_CANCEL"):
+            # Would a going-away close sent while being cancelled reach the client?
+            try:
+                await asyncio.wait_for(
+                    send({"type": "websocket.close", "code": 1001, "reason": "cancelled"}), 1
+                )
+                record(path=path, event="closed 1001 on cancel")
+            except BaseException as error:  # noqa: BLE001 - recorded
+                record(path=path, event="close on cancel failed", error=repr(error))
         raise
     except BaseException as error:
         record(path=path, event="raised", error=repr(error))
