@@ -29,7 +29,7 @@ def echo_server(server: str, **options: object) -> ServerProcess:
     [
         ("uvicorn", ["--lifespan", "on", "--ws-ping-interval", "20"]),
         ("hypercorn", ["--bind", "127.0.0.1:8000", "--websocket-ping-interval", "20"]),
-        ("daphne", ["--ping-interval", "20", "--ping-timeout", "40"]),
+        ("daphne", ["--ping-interval", "20", "--ping-timeout", "20"]),
         ("granian", ["--interface", "asgi", "--workers", "1"]),
     ],
 )
