@@ -33,6 +33,12 @@ ACCEPT_HEADERS = {"uvicorn", "hypercorn"}
 SERVER_MAX_MESSAGE = {"daphne": 1024 * 1024}
 
 
+# Servers whose ``send`` never waits for a client that does not read: daphne
+# hands every frame to Twisted, which buffers without bound. django-ws sees no
+# back-pressure there, so its slow-client cut-off (1008) cannot fire.
+NO_BACK_PRESSURE = {"daphne"}
+
+
 def selected_servers() -> list[str]:
     """Return the servers named in ``DJANGO_WS_TEST_SERVERS`` (default: uvicorn)."""
     names = [
