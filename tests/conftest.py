@@ -1,7 +1,10 @@
 """Fixtures for end-to-end tests: real servers, the shared Redis, a private Redis.
 
-- ``live_server_factory(settings_overrides=None, uvicorn_args=None)`` starts a
-  ``LiveServer`` (uvicorn running ``tests.asgi``) and stops it after the test.
+- ``live_server_factory(settings_overrides=None, uvicorn_args=None, server=...)``
+  starts a ``LiveServer`` (uvicorn, or ``server``, running ``tests.asgi``) and
+  stops it after the test.
+- ``asgi_server`` is the name of each server ``DJANGO_WS_TEST_SERVERS`` selects,
+  for the tests that run once per server.
   Server processes read the test database file, so a test that gives them rows
   needs ``transactional_db``.
 - ``redis_url`` is database 15 of the shared Redis on 127.0.0.1:6379, flushed.
@@ -20,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.servers import selected_servers
 from tests.live_server import (
     LiveServer,
     PrivateRedis,
@@ -54,6 +58,30 @@ def live_server_factory() -> Iterator[LiveServerFactory]:
             print(f"--- log of {server!r}:\n{server.log_text()}")
         finally:
             server.close()
+
+
+@pytest.fixture(scope="module", params=selected_servers())
+def asgi_server(request: pytest.FixtureRequest) -> str:
+    """Name each server ``DJANGO_WS_TEST_SERVERS`` selects (default: uvicorn).
+
+    A test that asks for it runs once per server (ids such as ``[granian]``) and
+    passes it on: ``live_server_factory(..., server=asgi_server)``. It is for the
+    end-to-end tests of what django-ws promises on every server: the core, the
+    DSL, groups and broadcast, limits and safety, the seed README, shutdown.
+    What a server makes impossible is encoded in ``tests/e2e/servers.py``, not
+    skipped. Module scope groups a module's tests by server.
+
+    These stay uvicorn-only, because what they test is uvicorn itself:
+    ``tests/test_live_server.py`` (the harness, whose stop codes and
+    ``--timeout-graceful-shutdown`` are uvicorn's), the ``uvicorn_args`` tests
+    (``--ws`` implementations in test_core_e2e, ``--ws-max-size`` in
+    test_fuzz_e2e, the uvicorn shutdown tests with its graceful timeout in
+    test_safety_e2e), ``test_runserver_e2e`` (runserver embeds uvicorn), the
+    browser tests (they run runserver), and ``test_churn_e2e`` (counts the
+    file descriptors of one process; granian's and hypercorn's workers are
+    other processes).
+    """
+    return str(request.param)
 
 
 @pytest.fixture

@@ -8,14 +8,11 @@ autoreloader's child process. Everything the server prints goes to a log file.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -23,36 +20,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from tests.live_server import POLL_INTERVAL, free_port, port_accepts
+from django_ws.asgi_servers import ServerProcess
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent.parent / "example"
 STARTUP_TIMEOUT = 20.0
 COMMAND_TIMEOUT = 60.0
 
-# Process groups still running when the interpreter exits (an interrupted run).
-_groups: set[int] = set()
 
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for group in list(_groups):
-        _signal_group(group, signal.SIGKILL)
-
-
-def _signal_group(group: int, sig: int) -> None:
-    try:
-        os.killpg(group, sig)
-    except ProcessLookupError:
-        _groups.discard(group)
-
-
-class ExampleServer:
+class ExampleServer(ServerProcess):
     """``manage.py runserver 127.0.0.1:<port>`` of a project directory (the example).
 
     ``reload=False`` passes ``--noreload``: one process, which ``kill()`` kills as
     a crash would. ``project_dir`` may be a copy of the example, for tests that
     edit its code; ``database`` another server's, to share it; ``env`` adds
-    variables such as ``DJANGO_WS_REDIS_URL``.
+    variables such as ``DJANGO_WS_REDIS_URL``. runserver serves with uvicorn;
+    ``ServerProcess`` runs it in a process group of its own, so that stopping it
+    also stops the autoreloader's child process.
     """
 
     def __init__(
@@ -67,17 +50,23 @@ class ExampleServer:
         self.project_dir = project_dir
         self.extra_env = dict(env or {})
         self.reload = reload
-        self.port = port if port is not None else free_port()
         self._directory = tempfile.TemporaryDirectory(prefix="django_ws_example_")
         self.database = database or Path(self._directory.name) / "example.sqlite3"
-        self.log_path = Path(self._directory.name) / "runserver.log"
-        self._process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            "uvicorn",
+            "exampleproject.asgi:application",
+            port=port,
+            cwd=project_dir,
+            log_path=Path(self._directory.name) / "runserver.log",
+            startup_timeout=STARTUP_TIMEOUT,
+            process_group=True,
+        )
+        # The port is the caller's or free_port()'s: runserver never moves off it.
+        self._port_fixed = True
+        self.env = self.environment()
 
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
-
-    def ws_url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/{path.lstrip('/')}"
+    def url(self, path: str = "/") -> str:  # type: ignore[override]
+        return self.http_url(path)
 
     def environment(self) -> dict[str, str]:
         env = {
@@ -120,65 +109,21 @@ class ExampleServer:
         reload = [] if self.reload else ["--noreload"]
         return [sys.executable, "manage.py", "runserver", *reload, f"127.0.0.1:{self.port}"]
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+    def ready_text(self) -> bytes | None:
+        return None  # runserver's own lines vary; its port accepting is enough
 
     def start(self) -> ExampleServer:
         """Start runserver and wait until its port accepts connections."""
-        if self.running:
-            raise RuntimeError("The example server is already running.")
-        with self.log_path.open("ab") as log:
-            log.write(f"--- {' '.join(self.command())}\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(
-                self.command(),
-                cwd=self.project_dir,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: the reloader's too
-            )
-        _groups.add(self._process.pid)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self.stop()
-                raise RuntimeError(
-                    f"runserver exited with code {self._process.returncode} before "
-                    f"accepting connections. Its log:\n{self.log_text()}"
-                )
-            if port_accepts(self.port):
-                return self
-            time.sleep(POLL_INTERVAL)
-        self.kill()
-        raise RuntimeError(
-            f"runserver did not accept connections on port {self.port} within "
-            f"{STARTUP_TIMEOUT} s. Its log:\n{self.log_text()}"
-        )
+        super().start()
+        return self
 
-    def _end(self, sig: int, timeout: float) -> None:
-        process = self._process
-        if process is None:
-            return
-        _signal_group(process.pid, sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        # The reloader's child may outlive its parent for a moment: end it too.
-        _signal_group(process.pid, signal.SIGKILL)
-        _groups.discard(process.pid)
-
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> None:  # type: ignore[override]
         """Stop the server (SIGTERM to its process group, SIGKILL after ``timeout``)."""
-        self._end(signal.SIGTERM, timeout)
+        super().stop(timeout)
 
-    def kill(self) -> None:
+    def kill(self) -> None:  # type: ignore[override]
         """Kill the server abruptly (SIGKILL), as a crash would."""
-        self._end(signal.SIGKILL, 5.0)
+        super().kill()
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

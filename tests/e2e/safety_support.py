@@ -97,9 +97,15 @@ async def http_get_json(server: LiveServer, path: str, cookie: str | None = None
     return status, json.loads(body)
 
 
-def rss_kib(pid: int) -> int:
-    """Return the resident memory of process ``pid`` in KiB (``VmRSS``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
+def rss_kib(server: LiveServer) -> int:
+    """Return the resident memory of ``server`` and its workers in KiB (``VmRSS``).
+
+    granian and hypercorn serve from worker processes, so the main one alone
+    would not grow.
+    """
+    total = 0
+    for pid in server.process_ids():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total

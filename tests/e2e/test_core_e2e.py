@@ -1,4 +1,4 @@
-"""The core over the wire: uvicorn serving django-ws, the ``websockets`` client."""
+"""The core over the wire: each selected ASGI server serving django-ws, the ``websockets`` client."""
 
 from __future__ import annotations
 
@@ -12,16 +12,38 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.e2e.servers import (
+    ACCEPT_HEADERS,
+    close_seen,
+    refusal_status,
+    selected_servers,
+)
 from tests.live_server import LiveServer
 
 WS_IMPLEMENTATIONS = ["websockets", "websockets-sansio"]
 URLCONF = {"ROOT_WS_URLCONF": "tests.e2e.apps.core_ws_urls"}
+# uvicorn once per WebSocket implementation it has, every other server once.
+VARIANTS = [
+    (name, implementation)
+    for name in selected_servers()
+    for implementation in (WS_IMPLEMENTATIONS if name == "uvicorn" else [None])
+]
 
 
-@pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
+@pytest.fixture(
+    scope="module",
+    params=VARIANTS,
+    ids=[f"{name}-{ws}" if ws else name for name, ws in VARIANTS],
+)
 def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    """One uvicorn for the module (per WebSocket implementation): starting is slow."""
-    with LiveServer(URLCONF, ["--ws", request.param]) as live:
+    """One server for the module (per server and uvicorn ``--ws``): starting is slow.
+
+    The variants follow ``DJANGO_WS_TEST_SERVERS`` like the ``asgi_server``
+    fixture, with uvicorn's two WebSocket implementations as two variants.
+    """
+    name, implementation = request.param
+    args = ["--ws", implementation] if implementation else []
+    with LiveServer(URLCONF, args, server=name) as live:
         yield live
 
 
@@ -63,9 +85,16 @@ async def log_after(
 
 
 async def test_lifespan_startup_completes(server: LiveServer) -> None:
+    """daphne has no lifespan protocol: django-ws must serve without its startup."""
     log = server.log_text()
-    assert "Application startup complete." in log
+    if server.server == "uvicorn":
+        assert "Application startup complete." in log
+    # The servers say "lifespan" only when it fails or is unsupported.
     assert "lifespan" not in log.lower().replace("--lifespan on", "")
+    assert "Traceback" not in log
+    async with open_ws(server, "/echo") as ws:
+        await ws.send(json.dumps("served"))
+        assert await recv_json(ws) == {"echo": "served"}
 
 
 async def test_echo(server: LiveServer) -> None:
@@ -125,10 +154,11 @@ async def test_route_arguments_and_the_request(
 
 
 async def test_an_unknown_path_is_refused_with_404(server: LiveServer) -> None:
+    """404 where the server has ``websocket.http.response``; daphne's close-before-accept 403."""
     with pytest.raises(InvalidStatus) as excinfo:
         async with open_ws(server, "/nowhere"):
             pass  # pragma: no cover - refused
-    assert excinfo.value.response.status_code == 404
+    assert excinfo.value.response.status_code == refusal_status(server.server, 404)
 
 
 async def test_a_crash_closes_1011_logs_the_traceback_and_spares_others(
@@ -138,7 +168,9 @@ async def test_a_crash_closes_1011_logs_the_traceback_and_spares_others(
     async with open_ws(server, "/echo") as bystander:
         async with open_ws(server, "/crash") as victim:
             await victim.send(json.dumps("crash"))
-            assert await closed_with(victim) == (1011, "Internal server error")
+            assert await closed_with(victim) == close_seen(
+                server.server, 1011, "Internal server error"
+            )
         await bystander.send(json.dumps("still here"))
         assert await recv_json(bystander) == {"echo": "still here"}
     log = await log_after(server, offset, "RuntimeError: handler crashed on purpose")
@@ -151,7 +183,7 @@ async def test_invalid_json_closes_with_1007_and_logs_no_traceback(
     offset = len(server.log_text())
     async with open_ws(server, "/echo") as ws:
         await ws.send("{not json")
-        assert await closed_with(ws) == (1007, "Invalid message")
+        assert await closed_with(ws) == close_seen(server.server, 1007, "Invalid message")
     log = await log_after(server, offset, "Closing <Echo '/echo'>: Invalid JSON:")
     assert (
         "Closing <Echo '/echo'>: Invalid JSON: Expecting property name enclosed in "
@@ -173,7 +205,8 @@ async def test_subprotocol_negotiation(
 ) -> None:
     async with open_ws(server, "/proto", subprotocols=offered) as ws:
         assert ws.subprotocol == chosen
-        assert ws.response.headers["X-Served-By"] == "django-ws"
+        served_by = "django-ws" if server.server in ACCEPT_HEADERS else None
+        assert ws.response.headers.get("X-Served-By") == served_by
         assert await recv_json(ws) == {"subprotocol": chosen}
 
 

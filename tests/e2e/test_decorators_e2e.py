@@ -1,4 +1,4 @@
-"""The decorator DSL under uvicorn, through a real ``websockets`` client.
+"""The decorator DSL under each selected ASGI server, through a real ``websockets`` client.
 
 The issue's forms A to D sit in ``tests/e2e/dsl_app/ws.py`` as a user would paste
 them, in an app that is only added to ``INSTALLED_APPS``: no ws urlconf lists
@@ -25,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.conftest import LiveServerFactory
 from tests.e2e.dsl_app.ws import PERIOD
+from tests.e2e.servers import refusal_status
 from tests.live_server import LiveServer
 
 TIMEOUT = 5.0
@@ -40,8 +41,8 @@ def dsl_settings(**extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def server(live_server_factory: LiveServerFactory) -> LiveServer:
-    return live_server_factory(dsl_settings())
+def server(live_server_factory: LiveServerFactory, asgi_server: str) -> LiveServer:
+    return live_server_factory(dsl_settings(), server=asgi_server)
 
 
 async def receive(ws: ClientConnection) -> Any:
@@ -135,13 +136,13 @@ async def test_form_d_pushes_from_periodic_and_background_methods(
 
 
 async def test_the_forms_are_served_by_autodiscovery(
-    live_server_factory: LiveServerFactory,
+    live_server_factory: LiveServerFactory, asgi_server: str
 ) -> None:
-    server = live_server_factory(dsl_settings(WS_AUTODISCOVER=False))
+    server = live_server_factory(dsl_settings(WS_AUTODISCOVER=False), server=asgi_server)
     with pytest.raises(InvalidStatus) as refused:
         async with connect(server.ws_url("/echo"), open_timeout=TIMEOUT):
             pass
-    assert refused.value.response.status_code == 404
+    assert refused.value.response.status_code == refusal_status(asgi_server, 404)
 
 
 # Per-route middleware ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A new user's project, built from the seed (1.0.2) README's snippets, under uvicorn.
+"""A new user's project, built from the seed (1.0.2) README's snippets, under each selected server.
 
 ``django-admin startproject`` and ``startapp`` make the project; the README's
 ``asgi.py`` edit, ``ws_urls.py``, ``MySocket`` and ``AuthAsyncMiddleware`` are
@@ -14,7 +14,6 @@ import http.cookiejar
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.live_server import free_port, port_accepts
+from django_ws.asgi_servers import ServerProcess
 
 # The README's snippets, exactly as published ------------------------------------
 
@@ -220,19 +219,24 @@ def admin_login(port: int) -> str:
 
 @dataclass
 class SeedServer:
-    port: int
-    log_path: Path
+    process: ServerProcess
     session_id: str
 
+    @property
+    def server(self) -> str:
+        return self.process.server
+
     def ws_url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
+        return self.process.ws_url(path)
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.process.log_text()
 
 
 @pytest.fixture(scope="module")
-def seed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeedServer]:
+def seed_server(
+    tmp_path_factory: pytest.TempPathFactory, asgi_server: str
+) -> Iterator[SeedServer]:
     base = tmp_path_factory.mktemp("seed")
     root = base / "project"
     root.mkdir()
@@ -244,43 +248,41 @@ def seed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeedServer
     env["PYTHONUNBUFFERED"] = "1"
     build_project(root, env)
 
-    port = free_port()
-    log_path = base / "uvicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "mysite.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    # The project's own directory, as `cd mysite && <server> mysite.asgi:...`:
+    # granian and hypercorn do not add the working directory to sys.path.
+    env["PYTHONPATH"] = str(root)
+    process = ServerProcess(
+        asgi_server,
+        "mysite.asgi:application",
+        env=env,
+        cwd=root,
+        log_path=base / f"{asgi_server}.log",
+    )
     try:
-        deadline = time.monotonic() + 15
-        while not port_accepts(port):
-            assert process.poll() is None, f"uvicorn exited:\n{log_path.read_text()}"
-            assert (
-                time.monotonic() < deadline
-            ), f"uvicorn did not start:\n{log_path.read_text()}"
-            time.sleep(0.05)
-        yield SeedServer(port, log_path, admin_login(port))
+        process.start()
+        yield SeedServer(process, admin_login(process.port))
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        print(f"--- seed project log:\n{log_path.read_text(errors='replace')}")
+        process.stop()
+        print(f"--- seed project log:\n{process.log_text()}")
+
+
+# The servers' own log lines: uvicorn's "INFO:", hypercorn's and granian's
+# "[...]", daphne's timestamps and access log; the rest is what the app printed.
+SERVER_LOG_LINE = re.compile(r"(INFO:|WARNING:|\[|\d{4}-\d\d-\d\d |127\.0\.0\.1:)")
+
+
+async def settled_log_offset(server: SeedServer, timeout: float = 5) -> int:
+    """Return the log's length once every earlier connection printed its last line.
+
+    A server may answer the client's close before the app hears of it (daphne
+    does), so an earlier test's "POST Run Loop" can come after it returned.
+    """
+    deadline = time.monotonic() + timeout
+    while (log := server.log_text()).count("Pre Run Loop") != log.count("POST Run Loop"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"A connection never finished within {timeout} s:\n{log}")
+        await asyncio.sleep(0.05)
+    return len(log)
 
 
 async def wait_logged(
@@ -309,12 +311,12 @@ async def test_my_socket_replies_to_an_unawaited_send(seed_server: SeedServer) -
 async def test_the_readme_middleware_prints_around_the_whole_connection(
     seed_server: SeedServer,
 ) -> None:
-    offset = len(seed_server.log_text())
+    offset = await settled_log_offset(seed_server)
     async with connect(seed_server.ws_url("/ws"), open_timeout=5) as ws:
         await ws.send(json.dumps("hi"))
         await asyncio.wait_for(ws.recv(), 5)
     log = await wait_logged(seed_server, offset, "POST Run Loop")
-    printed = [line for line in log.splitlines() if not line.startswith("INFO:")]
+    printed = [line for line in log.splitlines() if not SERVER_LOG_LINE.match(line)]
     assert printed == [
         "Pre Run Loop",
         "USER: AnonymousUser",
@@ -328,7 +330,7 @@ async def test_the_readme_middleware_prints_around_the_whole_connection(
 async def test_a_logged_in_session_cookie_gives_the_user(
     seed_server: SeedServer,
 ) -> None:
-    offset = len(seed_server.log_text())
+    offset = await settled_log_offset(seed_server)
     headers = {"Cookie": f"sessionid={seed_server.session_id}"}
     async with connect(
         seed_server.ws_url("/ws"), open_timeout=5, additional_headers=headers
