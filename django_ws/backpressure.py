@@ -6,14 +6,16 @@ daphne's ``send`` returns at once and Twisted buffers whatever it is given, so a
 client that stops reading would grow the server without bound and the cut-off
 could never fire. Twisted says when a transport's write buffer is full through
 its public producer API (``IPushProducer``): django-ws registers a producer on the
-connection and makes its ``send`` wait while Twisted has paused it.
+connection's transport and makes its ``send`` wait while Twisted has paused it.
+The producer that was registered there (the HTTP channel the socket was upgraded
+from) is kept in the chain: every pause, resume and stop still reaches it.
 
-How the connection is found: only a scope without ``extensions`` (an ASGI 2.0
+How the transport is found: only a scope without ``extensions`` (an ASGI 2.0
 server such as daphne) is looked at, and only a ``send`` that is a
-``functools.partial`` over a protocol with ``registerProducer`` (daphne hands the
-application ``partial(server.handle_reply, protocol)``; the protocol is
-autobahn's, whose ``registerProducer`` is Twisted's). Anything else is left as
-it is, so a server of another shape keeps its own behaviour.
+``functools.partial`` over a protocol whose ``transport`` has Twisted's
+``registerProducer`` (daphne hands the application
+``partial(server.handle_reply, protocol)``). Anything else is left as it is, so a
+server of another shape keeps its own behaviour.
 """
 
 from __future__ import annotations
@@ -30,24 +32,37 @@ Send = Callable[[Any], Awaitable[None]]
 
 
 class PausedWrites:
-    """A Twisted push producer that only records whether writing is paused."""
+    """A Twisted push producer that records whether writing is paused.
 
-    __slots__ = ("_writable",)
+    ``previous`` is the producer it replaced on the transport; it is told
+    everything, as if it were still registered.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_writable", "_previous")
+
+    def __init__(self, previous: Any = None) -> None:
         self._writable: asyncio.Event | None = None  # None while not paused
+        self._previous = previous
 
     def pauseProducing(self) -> None:  # noqa: N802 - Twisted's interface
         if self._writable is None:
             self._writable = asyncio.Event()
+        if self._previous is not None:
+            self._previous.pauseProducing()
 
     def resumeProducing(self) -> None:  # noqa: N802
         writable, self._writable = self._writable, None
         if writable is not None:
             writable.set()
+        if self._previous is not None:
+            self._previous.resumeProducing()
 
     def stopProducing(self) -> None:  # noqa: N802 - the connection is gone
-        self.resumeProducing()
+        writable, self._writable = self._writable, None
+        if writable is not None:
+            writable.set()
+        if self._previous is not None:
+            self._previous.stopProducing()
 
     async def wait_writable(self) -> None:
         """Return once the transport takes writes again."""
@@ -60,13 +75,18 @@ def with_backpressure(scope: Mapping[str, Any], send: Send) -> Send:
     """Return ``send``, made to wait while the transport is full where it would not."""
     if "extensions" in scope or not isinstance(send, functools.partial) or not send.args:
         return send
-    register = getattr(send.args[0], "registerProducer", None)
-    if register is None:
+    transport: Any = getattr(send.args[0], "transport", None)
+    if not hasattr(transport, "registerProducer"):
         return send
-    producer = PausedWrites()
+    previous = getattr(transport, "producer", None)
+    if previous is not None and not getattr(transport, "streamingProducer", False):
+        return send  # a pull producer cannot be chained behind a push one
+    producer = PausedWrites(previous)
     try:
-        register(producer, True)
-    except Exception as error:  # a producer is registered already: leave it be
+        if previous is not None:
+            transport.unregisterProducer()
+        transport.registerProducer(producer, True)
+    except Exception as error:  # the transport is closing, or not Twisted's
         logger.debug("No back-pressure producer for %r: %r", send, error)
         return send
 

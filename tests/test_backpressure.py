@@ -9,16 +9,48 @@ from typing import Any
 from django_ws.backpressure import PausedWrites, with_backpressure
 
 
-class Protocol:
-    """Stands in for daphne's protocol: what matters is ``registerProducer``."""
+class Transport:
+    """Stands in for Twisted's TCP transport: one producer at a time."""
 
-    def __init__(self) -> None:
-        self.producer: PausedWrites | None = None
+    def __init__(self, producer: Any = None) -> None:
+        self.producer = producer
+        self.streamingProducer = producer is not None
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
+        if self.producer is not None:
+            raise RuntimeError("Cannot register producer: one was never unregistered")
+        self.producer, self.streamingProducer = producer, streaming
+
+    def unregisterProducer(self) -> None:  # noqa: N802
+        self.producer, self.streamingProducer = None, False
+
+
+class Protocol:
+    """Stands in for daphne's protocol: what matters is its ``transport``."""
+
+    def __init__(self, transport: Transport | None = None) -> None:
+        self.transport = transport or Transport()
         self.written: list[Any] = []
 
-    def registerProducer(self, producer: PausedWrites, streaming: bool) -> None:  # noqa: N802
-        assert streaming is True
-        self.producer = producer
+    @property
+    def producer(self) -> PausedWrites | None:
+        return self.transport.producer
+
+
+class Channel:
+    """Stands in for the HTTP channel daphne upgraded from: a push producer."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self.calls.append("stop")
 
 
 async def handle_reply(protocol: Protocol, message: Any) -> None:
@@ -69,11 +101,28 @@ def test_a_send_of_another_shape_is_left_alone() -> None:
     assert with_backpressure({}, send) is send
 
 
-def test_a_protocol_that_already_has_a_producer_keeps_it() -> None:
-    class Busy:
-        def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802
-            raise RuntimeError("Cannot register producer, already have one")
+async def test_the_producer_already_on_the_transport_still_hears_everything() -> None:
+    channel = Channel()
+    protocol = Protocol(Transport(channel))
+    send = with_backpressure({}, functools.partial(handle_reply, protocol))
+    producer = protocol.producer
+    assert isinstance(producer, PausedWrites)
 
-    send = functools.partial(handle_reply, Busy())
+    producer.pauseProducing()
+    waiting = asyncio.ensure_future(send("x"))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    producer.resumeProducing()
+    await asyncio.wait_for(waiting, 1)
+    producer.stopProducing()
+
+    assert channel.calls == ["pause", "resume", "stop"]
+
+
+def test_a_transport_with_a_pull_producer_keeps_it() -> None:
+    transport = Transport(Channel())
+    transport.streamingProducer = False
+    send = functools.partial(handle_reply, Protocol(transport))
 
     assert with_backpressure({}, send) is send
+    assert isinstance(transport.producer, Channel)

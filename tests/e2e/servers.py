@@ -33,12 +33,6 @@ ACCEPT_HEADERS = {"uvicorn", "hypercorn"}
 SERVER_MAX_MESSAGE = {"daphne": 1024 * 1024}
 
 
-# Servers whose ``send`` never waits for a client that does not read: daphne
-# hands every frame to Twisted, which buffers without bound. django-ws sees no
-# back-pressure there, so its slow-client cut-off (1008) cannot fire.
-NO_BACK_PRESSURE = {"daphne"}
-
-
 def selected_servers() -> list[str]:
     """Return the servers named in ``DJANGO_WS_TEST_SERVERS`` (default: uvicorn)."""
     names = [
@@ -69,8 +63,8 @@ def close_seen(server: str, code: int, reason: str) -> tuple[int, str]:
     """Return the close code and reason a client sees when django-ws closes with them.
 
     autobahn, under daphne, refuses to send any code but 1000 and 3000-4999 (the
-    app's ``send`` raises): django-ws is to send ``4000 + code - 1000`` instead,
-    so 1008 arrives as 4008. That mapping is the lead's core fix, not yet made.
+    app's ``send`` raises): django-ws then sends ``4000 + code - 1000`` instead
+    (``status.portable_close_code``), so 1008 arrives as 4008.
     """
     if server == "daphne":
         if code != 1000 and not 3000 <= code <= 4999:
