@@ -165,7 +165,7 @@ def start_uvicorn(
     try:
         process.start()
     except RuntimeError as error:
-        reason = str(error).split(" Its log:", 1)[0]
+        reason = str(error).split(" Its log:", 1)[0].rstrip(".")
         raise BenchError(f"{reason}: {tail(server.log)}") from None
     except BaseException:
         server.stop()
