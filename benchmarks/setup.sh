@@ -20,7 +20,7 @@ server_pkgs=(
 )
 main_pkgs=(
     "${server_pkgs[@]}"
-    "Django>=4.2"
+    "Django>=5.2"
     "channels>=4.0,<5"
     "channels-redis>=4.2"
     "starlette"
@@ -46,7 +46,7 @@ else
 fi
 
 make_venv "$here/.venv-102"
-"$here/.venv-102/bin/python" -m pip install --quiet "${server_pkgs[@]}" "Django>=4.2" \
+"$here/.venv-102/bin/python" -m pip install --quiet "${server_pkgs[@]}" "Django>=5.2" \
     "django-ws==1.0.2"
 
 mkdir -p "$here/loadgen"

@@ -6,13 +6,16 @@ pressure). ``ServerProcess`` launches each one the same way, with the flags we
 recommend for WebSockets in production, so tests, examples and benchmarks can
 compare them: it binds 127.0.0.1 on a given or free port, waits until the
 server serves, captures everything it prints, and stops it by PID (SIGTERM, a
-bounded wait, then SIGKILL).
+bounded wait, then SIGKILL). The benchmarks start it at warning level, under
+``taskset`` and with room for 10,000+ sockets: see ``ServerProcess``'s options.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -184,6 +187,17 @@ class ServerProcess:
     ``log_path`` (a temporary file by default), which ``log_text()`` reads.
     ``process_group=True`` starts it in a process group of its own and signals
     the whole group, for a command that forks children of its own (a reloader).
+
+    By default the server counts as started once it has printed its "listening"
+    line at info level. ``wait_for_log=False`` trusts a listening socket of the
+    server's own instead, so it may run at ``--log-level warning`` (at info
+    level uvicorn logs every WebSocket it accepts, which a benchmark pays for).
+    ``command_prefix`` goes before the command, for a wrapper that execs it
+    (``("taskset", "-c", "0")``), so ``pid`` stays the server's. ``nofile`` sets
+    the process's soft limit of open files (RLIMIT_NOFILE), raising the hard
+    one if allowed (as root), else stopping at it: 10,000 sockets need more
+    than the usual 1,024.
+
     Subclasses may override ``command()`` and ``ready_text()`` to run another
     command that serves the app, such as ``manage.py runserver``.
     """
@@ -202,6 +216,9 @@ class ServerProcess:
         startup_timeout: float = STARTUP_TIMEOUT,
         python: str = sys.executable,
         process_group: bool = False,
+        wait_for_log: bool = True,
+        command_prefix: Sequence[str] = (),
+        nofile: int | None = None,
     ) -> None:
         if not app:
             raise ValueError("ServerProcess needs an app, as 'module:attr'.")
@@ -218,6 +235,9 @@ class ServerProcess:
         self.startup_timeout = startup_timeout
         self.python = python
         self.process_group = process_group
+        self.wait_for_log = wait_for_log
+        self.command_prefix = list(command_prefix)
+        self.nofile = nofile
         if log_path is None:
             log = tempfile.NamedTemporaryFile(
                 prefix=f"django_ws_{server}_", suffix=".log", delete=False
@@ -258,7 +278,7 @@ class ServerProcess:
 
     def ready_text(self) -> bytes | None:
         """Return what the server prints once it listens; None to trust the port alone."""
-        return self._spec.ready(self.port)
+        return self._spec.ready(self.port) if self.wait_for_log else None
 
     def log_text(self) -> str:
         """Return everything the server printed so far, over all its starts."""
@@ -294,7 +314,10 @@ class ServerProcess:
 
     def _spawn_and_wait(self) -> bool:
         """Start the server; return False if it lost its port to another process."""
-        command = self.command()
+        command = [*self.command_prefix, *self.command()]
+        limit: Callable[[], None] | None = None
+        if self.nofile is not None:
+            limit = functools.partial(_set_nofile, self.nofile)
         with self.log_path.open("ab") as log:
             log.write(f"--- {' '.join(command)}\n".encode())
             log.flush()
@@ -307,6 +330,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=self.process_group,
+                preexec_fn=limit,
             )
         _running.add(self._process)
         if self.process_group:
@@ -315,7 +339,10 @@ class ServerProcess:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             log_bytes = self.log_path.read_bytes()[start_of_log:]
-            if (ready is None or ready in log_bytes) and port_accepts(self.port, self.host):
+            if ready is None:
+                if self._listens():
+                    return True
+            elif ready in log_bytes and port_accepts(self.port, self.host):
                 return True
             if self._process.poll() is not None:
                 _running.discard(self._process)
@@ -327,11 +354,40 @@ class ServerProcess:
                 )
             time.sleep(POLL_INTERVAL)
         self.kill()
+        waited_for = (
+            "a listening socket of its own"
+            if ready is None
+            else f"it to print {ready!r}: keep its log level at info"
+        )
         raise RuntimeError(
             f"{self.server} did not serve on port {self.port} within "
-            f"{self.startup_timeout} s (the harness waits for it to print "
-            f"{ready!r}: keep its log level at info). Its log:\n{self.log_text()}"
+            f"{self.startup_timeout} s (the harness waits for {waited_for}). "
+            f"Its log:\n{self.log_text()}"
         )
+
+    def _listens(self) -> bool:
+        """Tell whether the port accepts connections on a socket the server holds.
+
+        Without a "listening" line to wait for, an accepted connection alone may
+        come from another process that held the port first.
+        """
+        if not port_accepts(self.port, self.host):
+            return False
+        inodes = _listening_inodes(self.port)
+        if inodes is None:  # no /proc/net/tcp: the port is all there is to trust
+            return True
+        for pid in self.process_ids():
+            try:
+                fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(fd) in inodes:
+                        return True
+                except OSError:
+                    continue
+        return False
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """Stop gracefully (SIGTERM), SIGKILL after ``timeout``; return the exit code.
@@ -402,6 +458,37 @@ class ServerProcess:
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
         return f"<ServerProcess {self.server} {self.app} on port {self.port}, {state}>"
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    """Return the ``socket:[inode]`` links of the sockets listening on ``port``.
+
+    None where ``/proc/net/tcp`` cannot be read (not Linux).
+    """
+    try:
+        table = Path("/proc/net/tcp").read_text()
+    except OSError:
+        return None
+    listening = "0A"
+    inodes = set()
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] == listening:
+            inodes.add(f"socket:[{fields[9]}]")
+    return inodes
+
+
+def _set_nofile(soft: int) -> None:
+    """Set this process's limit of open files (run in the child, before exec)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, soft))
+            return
+        except (ValueError, OSError):  # only root may raise the hard limit
+            soft = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _lost_port(log: bytes) -> bool:

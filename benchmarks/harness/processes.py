@@ -2,12 +2,13 @@
 
 The scenarios see a started server only as a ``ServerProcess``: its ``port``,
 ``pid`` and ``log``, ``check_alive()`` and ``stop()``. ``start_uvicorn`` is the
-one place that knows how uvicorn is launched, so moving it onto a shared
-launcher (``django_ws.asgi_servers``) changes this module only. That launcher
-needs three things first: to tell that uvicorn is ready at ``--log-level
-warning`` (at info level uvicorn logs every accepted WebSocket: +21% CPU
-instructions per churn connection for the raw app under callgrind), to run the
-server under ``taskset``, and 10,000+ file descriptors for the idle scenario.
+one place that knows how uvicorn is launched; it launches it through the tests'
+helper, ``django_ws.asgi_servers.ServerProcess``, with the benchmark's own
+flags: ``--log-level warning`` (at info level uvicorn logs every accepted
+WebSocket: +21% CPU instructions per churn connection for the raw app under
+callgrind), so the helper trusts the server's listening socket instead of its
+"running on" line; ``taskset`` on the server core; 10,000+ file descriptors for
+the idle scenario.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from django_ws import asgi_servers
 
 from .common import APPS, HOST, LOADGEN_CPU, SERVER_CPU, BenchError, capture
 
@@ -91,38 +94,39 @@ def tail(path: Path, lines: int = 8) -> str:
 class ServerProcess:
     """A server we started on 127.0.0.1:``port``, writing to ``log``."""
 
-    proc: subprocess.Popen[Any]
-    port: int
-    log: Path
+    process: asgi_servers.ServerProcess
+
+    @property
+    def port(self) -> int:
+        return self.process.port
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.process.pid
+
+    @property
+    def log(self) -> Path:
+        return self.process.log_path
 
     def check_alive(self) -> None:
-        if self.proc.poll() is not None:
+        if not self.process.running:
             raise BenchError(f"server died: {tail(self.log)}")
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        self.process.stop()
 
 
-def _wait_for_port(server: ServerProcess, timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise BenchError(
-                f"server exited with {server.proc.returncode}: {tail(server.log)}"
-            )
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex((HOST, server.port)) == 0:
-                return
-        time.sleep(0.05)
-    raise BenchError(
-        f"server did not listen on {server.port} within {timeout:.0f}s: "
-        f"{tail(server.log)}"
-    )
+class _Uvicorn(asgi_servers.ServerProcess):
+    """uvicorn with the benchmark's flags alone, not the ones the helper recommends.
+
+    Every target runs uvicorn's defaults plus ``extra_args``, from ``apps/``.
+    """
+
+    def command(self) -> list[str]:
+        return [
+            *(self.python, "-m", "uvicorn", self.app, "--app-dir", str(APPS)),
+            *("--host", self.host, "--port", str(self.port), *self.extra_args),
+        ]
 
 
 def start_uvicorn(
@@ -140,26 +144,29 @@ def start_uvicorn(
     it exits first or does not listen within 40 s.
     """
     port = free_port()
-    log = log_dir / f"server-{name}-{port}.log"
-    command = [
-        *("taskset", "-c", SERVER_CPU, str(python), "-m", "uvicorn", app),
-        *("--app-dir", str(APPS), "--host", HOST, "--port", str(port)),
-        *UVICORN_OPTIONS,
-        *("--lifespan", lifespan, "--log-level", "warning", "--no-access-log"),
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            command,
-            env=dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=APPS,
-            preexec_fn=raise_nofile,
-        )
-    server = ServerProcess(proc, port, log)
+    process = _Uvicorn(
+        "uvicorn",
+        app,
+        port=port,
+        env=env,
+        cwd=APPS,
+        extra_args=[
+            *UVICORN_OPTIONS,
+            *("--lifespan", lifespan, "--log-level", "warning", "--no-access-log"),
+        ],
+        log_path=log_dir / f"server-{name}-{port}.log",
+        startup_timeout=40.0,
+        python=str(python),
+        wait_for_log=False,
+        command_prefix=("taskset", "-c", SERVER_CPU),
+        nofile=NOFILE,
+    )
+    server = ServerProcess(process)
     try:
-        _wait_for_port(server)
+        process.start()
+    except RuntimeError as error:
+        reason = str(error).split(" Its log:", 1)[0].rstrip(".")
+        raise BenchError(f"{reason}: {tail(server.log)}") from None
     except BaseException:
         server.stop()
         raise
