@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 import pytest
-from django.urls import path
 
 from django_ws import TASK_WS_CLOSED, MessageDecodeError, WebSocketHandler
 from django_ws.exceptions import ConnectionClosed
