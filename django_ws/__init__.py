@@ -5,7 +5,7 @@ from __future__ import annotations
 __version__ = "2.0.0.dev0"
 
 from .application import WebSocketApplication, get_websocket_application
-from .broadcast import broadcast, broadcast_sync, presence
+from .broadcast import broadcast, broadcast_on_commit, broadcast_sync, presence
 from .decorators import (
     background,
     on_close,
@@ -38,6 +38,7 @@ __all__ = [
     "__version__",
     "background",
     "broadcast",
+    "broadcast_on_commit",
     "broadcast_sync",
     "get_websocket_application",
     "on_close",

@@ -2,6 +2,7 @@
 
 The backend comes from ``WS_BROADCAST`` (like ``CACHES``): ``MemoryBackend`` in
 one process by default, ``RedisBackend`` across processes and machines.
+``broadcast_on_commit`` waits for the database transaction to commit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.utils.module_loading import import_string
 from ..conf import clears_on_settings_change, get_settings
 from .base import BaseBackend, Member, Presence, check_group, exclusion_ids, send_event
 from .memory import MemoryBackend
+from .transactional import publish_on_commit
 
 __all__ = [
     "BaseBackend",
@@ -23,6 +25,7 @@ __all__ = [
     "Presence",
     "RedisBackend",
     "broadcast",
+    "broadcast_on_commit",
     "broadcast_sync",
     "get_backend",
     "presence",
@@ -105,6 +108,31 @@ def broadcast_sync(
     """``broadcast`` for sync code: views, signals, management commands, Celery."""
     check_group(group)
     get_backend().publish_sync(group, send_event(data, raw=raw), exclusion_ids(exclude))
+
+
+def broadcast_on_commit(
+    group: str,
+    data: Any,
+    exclude: Member | Iterable[Member] | None = None,
+    *,
+    raw: bool = False,
+    using: str | None = None,
+) -> None:
+    """``broadcast_sync`` once the current transaction of ``using`` commits.
+
+    Never on rollback; at once outside a transaction, as ``transaction.on_commit``.
+    ``data`` is encoded now, so changing it afterwards changes nothing and an
+    unencodable value raises here. A ``BroadcastError`` at commit time is logged
+    (the commit has happened), not raised.
+    """
+    check_group(group)
+    event = send_event(data, raw=raw)
+    excluded = exclusion_ids(exclude)
+
+    def publish() -> None:
+        get_backend().publish_sync(group, event, excluded)
+
+    publish_on_commit(group, publish, using)
 
 
 async def presence(group: str) -> Presence:
