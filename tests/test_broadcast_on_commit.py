@@ -195,12 +195,9 @@ async def test_bad_arguments_raise_at_the_call_and_register_nothing(
 
     def commit() -> None:
         with transaction.atomic():
-            for data, options in (
-                (object(), {}),
-                ({"a": 1}, {"raw": True}),
-            ):
+            for data, raw in ((object(), False), ({"a": 1}, True)):
                 try:
-                    django_ws.broadcast_on_commit("lobby", data, **options)
+                    django_ws.broadcast_on_commit("lobby", data, raw=raw)
                 except TypeError as error:
                     raised.append(str(error))
             try:
