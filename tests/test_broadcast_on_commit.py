@@ -215,6 +215,15 @@ async def test_bad_arguments_raise_at_the_call_and_register_nothing(
     assert await member.receive_json() == "marker"
 
 
+@pytest.mark.django_db
+def test_a_test_case_transaction_holds_it_until_callbacks_are_captured(
+    backend: BaseBackend, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        django_ws.broadcast_on_commit("lobby", "x")
+    assert len(callbacks) == 1
+
+
 @transactional
 async def test_async_code_gets_djangos_error(backend: BaseBackend) -> None:
     # Transactions live in sync code: call it there, inside the atomic block.
