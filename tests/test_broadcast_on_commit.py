@@ -157,7 +157,9 @@ async def test_using_names_the_database_whose_commit_it_waits_for(
 ) -> None:
     def commit() -> None:
         with transaction.atomic(using="default"):
-            django_ws.broadcast_on_commit("lobby", b"\x00raw", raw=True, using="default")
+            django_ws.broadcast_on_commit(
+                "lobby", b"\x00raw", raw=True, using="default"
+            )
             django_ws.broadcast_sync("lobby", "during the transaction")
 
     await in_thread(commit)
