@@ -141,13 +141,19 @@
       clearTimeout(this._timer);
       clearTimeout(this._stableTimer);
       if (root.removeEventListener) root.removeEventListener("online", this._onOnline);
+      var detail = { code: code === undefined ? 1000 : code, reason: reason || "" };
       var ws = this._ws;
-      if (ws && ws.readyState <= WebSocket.OPEN) {
-        ws.close(code === undefined ? 1000 : code, reason || "");
-      } else {
-        this._ws = null;
-        this._setState("closed", { code: code === undefined ? 1000 : code, reason: reason || "" });
+      if (ws && ws.readyState === WebSocket.OPEN) {
+        ws.close(detail.code, detail.reason); // "closed" once the server answers
+        return;
       }
+      if (ws) {
+        // An attempt in progress is abandoned, not reported as a failure.
+        ws.onopen = ws.onmessage = ws.onclose = null;
+        ws.close();
+      }
+      this._ws = null;
+      this._setState("closed", detail);
     }
 
     _connect() {
