@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -35,7 +35,7 @@ Script = Callable[[ServerConnection, int], Awaitable[None]]
 class ScriptedServer:
     """Serve ``pages`` (path -> HTML) and ``/static/<client file>``; run ``scripts``."""
 
-    def __init__(self, pages: dict[str, str], scripts: dict[str, Script]) -> None:
+    def __init__(self, pages: Mapping[str, str], scripts: Mapping[str, Script]) -> None:
         self.pages = pages
         self.scripts = scripts
         #: Paths, with their query, of every WebSocket handshake offered, in order.
@@ -70,6 +70,7 @@ class ScriptedServer:
         return _response(404, "text/plain", b"Not found")
 
     async def _handler(self, connection: ServerConnection) -> None:
+        assert connection.request is not None  # the handshake is done
         path = urlsplit(connection.request.path).path
         script = self.scripts.get(path)
         if script is None:

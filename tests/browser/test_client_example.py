@@ -102,7 +102,8 @@ def test_close_while_reconnecting_ends_the_retries(new_page: Any) -> None:
         expect(alice.locator("#presence-count")).to_have_text("1")
         expect(alice.locator("#people li")).to_have_text(["alice"])
         assert demo.evaluate("socketsMade") == made
-        assert collapsed(demo.evaluate("states")) == ["connecting", "open", "reconnecting", "closed"]
+        states = collapsed(demo.evaluate("states"))
+        assert states == ["connecting", "open", "reconnecting", "closed"]
 
 
 def test_django_serves_the_client_as_an_importable_module(

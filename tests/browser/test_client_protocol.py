@@ -58,7 +58,10 @@ SCRIPT_PAGE = f"""<!doctype html><meta charset="utf-8"><title>script</title>
 <script src="/static/client.js"></script>
 {RECORDER}
 <script>
-  window.result = {{type: typeof DjangoWebSocket, eventTarget: DjangoWebSocket.prototype instanceof EventTarget}};
+  window.result = {{
+    type: typeof DjangoWebSocket,
+    eventTarget: DjangoWebSocket.prototype instanceof EventTarget,
+  }};
   window.socket = new DjangoWebSocket("/ws/echo");
   record(socket);
   socket.send({{ping: "script"}});  // queued until open
@@ -80,6 +83,12 @@ MODULE_PAGE = f"""<!doctype html><meta charset="utf-8"><title>module</title>
   socket.send({{ping: "module"}});
 </script>
 """
+
+
+#: Open a plain WebSocket to /ws/fence and resolve when the server has closed it.
+FENCE = """new Promise((done) => {
+  new WebSocket("ws://" + location.host + "/ws/fence").onclose = done;
+})"""
 
 
 def frame(**fields: Any) -> str:
@@ -118,7 +127,11 @@ async def fence(ws: ServerConnection, number: int) -> None:
 
 @pytest.fixture(scope="module")
 def scripted() -> Iterator[ScriptedServer]:
-    pages = {"/history.html": HISTORY_PAGE, "/script.html": SCRIPT_PAGE, "/module.html": MODULE_PAGE}
+    pages = {
+        "/history.html": HISTORY_PAGE,
+        "/script.html": SCRIPT_PAGE,
+        "/module.html": MODULE_PAGE,
+    }
     scripts = {"/ws/history": history, "/ws/echo": echo, "/ws/fence": fence}
     with ScriptedServer(pages, scripts) as server:
         yield server
@@ -170,7 +183,10 @@ def test_history_frames_positions_recovery_and_a_final_close(
     assert len(handshakes) == 2, handshakes
     assert handshakes[1].startswith("/ws/history?token=abc&ws_since=")
     assert scripted.ws_since(1, "/ws/history") == '{"room":["e2",3],"news":["n1",1]}'
-    assert page.evaluate("log.messages")[6:] == [["c", "room", "e2", 4], ["fresh", "news", "n2", 11]]
+    assert page.evaluate("log.messages")[6:] == [
+        ["c", "room", "e2", 4],
+        ["fresh", "news", "n2", 11],
+    ]
     assert page.evaluate("log.recovered") == [
         {"group": "room", "recovered": True, "epoch": "e2", "offset": 3, "missed": 1},
         {"group": "news", "recovered": False, "epoch": "n2", "offset": 10, "missed": 5},
@@ -182,7 +198,7 @@ def test_history_frames_positions_recovery_and_a_final_close(
     # The fence socket is opened after that minute; browsers open one WebSocket to a
     # host at a time, so an attempt made in that minute would reach the server first.
     page.clock.run_for(60_000)
-    page.evaluate("new Promise((done) => { new WebSocket('ws://' + location.host + '/ws/fence').onclose = done; })")
+    page.evaluate(FENCE)
     assert [urlpath(seen) for seen in scripted.handshakes[-2:]] == ["/ws/history", "/ws/fence"]
     assert len(scripted.handshakes_to("/ws/history")) == 2
     assert page.evaluate("log.states.length") == 5

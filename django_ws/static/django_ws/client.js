@@ -17,7 +17,7 @@
  */
 (function (root, factory) {
   "use strict";
-  var DjangoWebSocket = factory(root);
+  const DjangoWebSocket = factory(root);
   root.DjangoWebSocket = DjangoWebSocket;
   if (typeof module === "object" && module && module.exports) {
     module.exports = DjangoWebSocket;
@@ -26,7 +26,7 @@
   "use strict";
 
   /** Option defaults; docs/client.md explains each. */
-  var DEFAULTS = {
+  const DEFAULTS = {
     baseDelay: 500, // ms: the ceiling of the first retry's random delay
     maxDelay: 15000, // ms: the largest ceiling, reached after five failures
     stableAfter: 5000, // ms open before the backoff starts again from baseDelay
@@ -43,12 +43,12 @@
    * as daphne sends them (4000 + code - 1000). Any other code from a server is its
    * final word: 1000, 1002, 1003, 1007, 1008, 1009, 1010, 3000-4999.
    */
-  var RETRY_CODES = [1001, 1005, 1006, 1011, 1012, 1013, 1014, 4001, 4011, 4012, 4013, 4014];
+  const RETRY_CODES = [1001, 1005, 1006, 1011, 1012, 1013, 1014, 4001, 4011, 4012, 4013, 4014];
 
   /** Turn a path or an http(s)/ws(s) URL into a ws(s) URL string. */
   function socketUrl(url) {
-    var base = root.location ? root.location.href : undefined;
-    var parsed = new URL(url, base);
+    const base = root.location ? root.location.href : undefined;
+    const parsed = new URL(url, base);
     if (parsed.protocol === "http:") parsed.protocol = "ws:";
     if (parsed.protocol === "https:") parsed.protocol = "wss:";
     return parsed.href;
@@ -90,8 +90,8 @@
       this.options = Object.assign({}, DEFAULTS, options || {});
       this.state = "connecting";
       this._positions = new Map();
-      var given = this.options.positions || {};
-      for (var group of Object.keys(given)) {
+      const given = this.options.positions || {};
+      for (const group of Object.keys(given)) {
         this._positions.set(group, [String(given[group][0]), Number(given[group][1])]);
       }
       this._queue = [];
@@ -110,8 +110,8 @@
 
     /** The last position seen per group, as `{group: [epoch, offset]}`. */
     get positions() {
-      var result = {};
-      for (var [group, position] of this._positions) result[group] = position.slice();
+      const result = {};
+      for (const [group, position] of this._positions) result[group] = position.slice();
       return result;
     }
 
@@ -123,7 +123,7 @@
      */
     send(data) {
       if (this._stopped || this.state === "closed") return false;
-      var frame = isBinaryOrText(data) ? data : JSON.stringify(data);
+      const frame = isBinaryOrText(data) ? data : JSON.stringify(data);
       if (this._ws && this._ws.readyState === WebSocket.OPEN) {
         this._ws.send(frame);
         return true;
@@ -141,8 +141,8 @@
       clearTimeout(this._timer);
       clearTimeout(this._stableTimer);
       if (root.removeEventListener) root.removeEventListener("online", this._onOnline);
-      var detail = { code: code === undefined ? 1000 : code, reason: reason || "" };
-      var ws = this._ws;
+      const detail = { code: code === undefined ? 1000 : code, reason: reason || "" };
+      const ws = this._ws;
       if (ws && ws.readyState === WebSocket.OPEN) {
         ws.close(detail.code, detail.reason); // "closed" once the server answers
         return;
@@ -162,25 +162,33 @@
       // The first attempt is "connecting"; later ones stay "reconnecting" (_retry).
       if (!this._started) this._setState("connecting", {});
       this._started = true;
-      var ws = new WebSocket(this._urlWithPositions(), this.options.protocols);
+      let ws;
+      try {
+        ws = new WebSocket(this._urlWithPositions(), this.options.protocols);
+      } catch (error) {
+        // A URL or port the browser will never connect to (SecurityError, SyntaxError).
+        this._finish({ code: 1006, reason: String(error && error.message) });
+        return;
+      }
       ws.binaryType = this.options.binaryType;
-      var opened = false;
+      let opened = false;
       this._ws = ws;
       ws.onopen = () => {
         opened = true;
         this._refusals = 0;
         this._stableTimer = setTimeout(() => { this._attempt = 0; }, this.options.stableAfter);
-        this._setState("open", {});
-        var queued = this._queue;
+        // What waited goes first, before what "open" listeners send.
+        const queued = this._queue;
         this._queue = [];
-        for (var frame of queued) ws.send(frame);
+        for (const frame of queued) ws.send(frame);
+        this._setState("open", {});
       };
       ws.onmessage = (event) => this._receive(event.data);
       ws.onclose = (event) => {
         if (ws !== this._ws) return;
         this._ws = null;
         clearTimeout(this._stableTimer);
-        var detail = { code: event.code, reason: event.reason };
+        const detail = { code: event.code, reason: event.reason };
         if (this._stopped) {
           this._setState("closed", detail);
         } else if (opened) {
@@ -198,7 +206,7 @@
     /** The URL, with `ws_since` set to the known positions (other parameters kept). */
     _urlWithPositions() {
       if (this._positions.size === 0) return this.url;
-      var url = new URL(this.url);
+      const url = new URL(this.url);
       url.searchParams.set("ws_since", JSON.stringify(this.positions));
       return url.href;
     }
@@ -210,9 +218,9 @@
      * (a gateway whose application is down) counts as not answering.
      */
     _handshakeFailed(detail) {
-      var probe = new URL(this.url);
+      const probe = new URL(this.url);
       probe.protocol = probe.protocol === "wss:" ? "https:" : "http:";
-      var sameOrigin = root.location && probe.origin === root.location.origin;
+      const sameOrigin = root.location && probe.origin === root.location.origin;
       fetch(probe.href, {
         method: "HEAD",
         cache: "no-store",
@@ -232,8 +240,8 @@
     }
 
     _retry(detail) {
-      var ceiling = Math.min(this.options.maxDelay, this.options.baseDelay * Math.pow(2, this._attempt));
-      var delay = Math.random() * ceiling; // full jitter
+      const ceiling = Math.min(this.options.maxDelay, this.options.baseDelay * Math.pow(2, this._attempt));
+      const delay = Math.random() * ceiling; // full jitter
       this._attempt += 1;
       this._setState("reconnecting", Object.assign({ attempt: this._attempt, delay: delay }, detail));
       this._timer = setTimeout(() => this._connect(), delay);
@@ -255,7 +263,7 @@
     }
 
     _receive(raw) {
-      var data = raw;
+      let data = raw;
       if (typeof raw === "string") {
         try {
           data = JSON.parse(raw);
@@ -275,7 +283,7 @@
         return;
       }
       if (hasPosition(data) && "data" in data) {
-        var last = this._positions.get(data.group);
+        const last = this._positions.get(data.group);
         if (last && last[0] === data.epoch && data.offset <= last[1]) return; // seen
         this._positions.set(data.group, [data.epoch, data.offset]);
         this._emit("message", { data: data.data, group: data.group, epoch: data.epoch, offset: data.offset });
