@@ -55,8 +55,8 @@ async def test_runserver_serves_pages_static_files_and_websockets_on_one_port(
     assert status == 200
     assert b"<title>django-ws example</title>" in body
 
-    status, body = await asyncio.to_thread(http_get, example.url("/static/ws-client.js"))
-    assert (status, body) == (200, (EXAMPLE_DIR / "static" / "ws-client.js").read_bytes())
+    status, body = await asyncio.to_thread(http_get, example.url("/static/example.css"))
+    assert (status, body) == (200, (EXAMPLE_DIR / "static" / "example.css").read_bytes())
 
     greeting, reply = await classic_reply(example, {"n": 1})
     assert greeting == {"hello": "AnonymousUser"}
