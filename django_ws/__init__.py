@@ -5,7 +5,14 @@ from __future__ import annotations
 __version__ = "2.0.0.dev0"
 
 from .application import WebSocketApplication, get_websocket_application
-from .broadcast import broadcast, broadcast_on_commit, broadcast_sync, presence
+from .broadcast import (
+    broadcast,
+    broadcast_on_commit,
+    broadcast_sync,
+    position,
+    position_sync,
+    presence,
+)
 from .decorators import (
     background,
     on_close,
@@ -46,6 +53,8 @@ __all__ = [
     "on_message",
     "on_open",
     "periodic",
+    "position",
+    "position_sync",
     "presence",
     "reverse",
     "use_middleware",

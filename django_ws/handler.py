@@ -15,6 +15,7 @@ from threading import get_ident
 from typing import Any, ClassVar
 
 from . import status
+from .broadcast.protocol import parse_since
 from .codecs import Codec, JSONCodec
 from .compile import DeclaredHook, HookTable, compile_hooks
 from .connection_ids import new_connection_id
@@ -57,7 +58,8 @@ class WebSocketHandler(Lifecycle):
     #: The hooks this class declares beyond ``on_*``, read once at class creation.
     hook_table: ClassVar[HookTable]
 
-    __slots__ = ()
+    __slots__ = ("_offered_positions",)
+    _offered_positions: dict[str, tuple[str, int]]  # set by offered_position
 
     def __init_subclass__(
         cls, *, declared_hooks: Sequence[DeclaredHook] | None = None, **kwargs: Any
@@ -201,6 +203,19 @@ class WebSocketHandler(Lifecycle):
         if self._groups is None:
             self._groups = set()
         return self._groups
+
+    def offered_position(self, group: str) -> tuple[str, int] | None:
+        """The ``(epoch, offset)`` the client offered for ``group`` in ``ws_since``.
+
+        The query parameter is parsed once, on the first call (``docs/protocol.md``).
+        """
+        try:
+            offered = self._offered_positions
+        except AttributeError:
+            offered = self._offered_positions = parse_since(
+                self.scope.get("query_string", b"")
+            )
+        return offered.get(group)
 
     async def join(self, group: str) -> None:
         """Add this socket to ``group``; it leaves by itself when the socket closes."""

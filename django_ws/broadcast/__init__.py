@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 
 from ..conf import clears_on_settings_change, get_settings
 from .base import BaseBackend, Member, Presence, check_group, exclusion_ids, send_event
+from .history import HistoryRules
 from .memory import MemoryBackend
 from .transactional import publish_on_commit
 
@@ -28,6 +29,8 @@ __all__ = [
     "broadcast_on_commit",
     "broadcast_sync",
     "get_backend",
+    "position",
+    "position_sync",
     "presence",
 ]
 
@@ -66,7 +69,11 @@ def create_backend(config: dict[str, Any]) -> BaseBackend:
             f"WS_BROADCAST['BACKEND'] is {path!r}, which is not a broadcast backend "
             "(a subclass of django_ws.broadcast.BaseBackend)."
         )
-    return backend_class(config.get("LOCATION"), config.get("OPTIONS"))
+    backend = backend_class(config.get("LOCATION"), config.get("OPTIONS"))
+    history = HistoryRules(config.get("HISTORY"))
+    if history:
+        backend.configure_history(history)
+    return backend
 
 
 def get_backend() -> BaseBackend:
@@ -75,6 +82,16 @@ def get_backend() -> BaseBackend:
     if _backend is None:
         _backend = create_backend(get_settings().broadcast)
     return _backend
+
+
+def _event(backend: BaseBackend, group: str, data: Any, raw: bool) -> dict[str, Any]:
+    check_group(group)
+    if raw and backend.history_policy(group) is not None:
+        raise TypeError(
+            f"Group {group!r} keeps history, which carries JSON data only: "
+            "broadcast it without raw=True."
+        )
+    return send_event(data, raw=raw)
 
 
 async def broadcast(
@@ -90,12 +107,11 @@ async def broadcast(
     and ``bytes`` as a binary frame. ``exclude`` names connections to skip. A group
     with no members is a no-op. Raises ``BroadcastError`` when the backend cannot
     carry it to other processes within its timeout (members in this process still
-    get it).
+    get it). A group with history (``WS_BROADCAST["HISTORY"]``) takes JSON data
+    only: ``raw=True`` raises ``TypeError``.
     """
-    check_group(group)
-    await get_backend().publish(
-        group, send_event(data, raw=raw), exclusion_ids(exclude)
-    )
+    backend = get_backend()
+    await backend.publish(group, _event(backend, group, data, raw), exclusion_ids(exclude))
 
 
 def broadcast_sync(
@@ -106,8 +122,8 @@ def broadcast_sync(
     raw: bool = False,
 ) -> None:
     """``broadcast`` for sync code: views, signals, management commands, Celery."""
-    check_group(group)
-    get_backend().publish_sync(group, send_event(data, raw=raw), exclusion_ids(exclude))
+    backend = get_backend()
+    backend.publish_sync(group, _event(backend, group, data, raw), exclusion_ids(exclude))
 
 
 def broadcast_on_commit(
@@ -125,8 +141,7 @@ def broadcast_on_commit(
     unencodable value raises here. A ``BroadcastError`` at commit time is logged
     (the commit has happened), not raised.
     """
-    check_group(group)
-    event = send_event(data, raw=raw)
+    event = _event(get_backend(), group, data, raw)
     excluded = exclusion_ids(exclude)
 
     def publish() -> None:
@@ -139,3 +154,29 @@ async def presence(group: str) -> Presence:
     """Return the live members of ``group`` across processes (count and users)."""
     check_group(group)
     return await get_backend().presence(group)
+
+
+def _history_backend(group: str) -> BaseBackend:
+    check_group(group)
+    backend = get_backend()
+    if backend.history_policy(group) is None:
+        raise ValueError(
+            f"Group {group!r} keeps no history: add a pattern that matches it to "
+            "WS_BROADCAST['HISTORY']."
+        )
+    return backend
+
+
+async def position(group: str) -> tuple[str, int]:
+    """Return the ``(epoch, offset)`` of ``group``'s last message (offset 0: none).
+
+    A page rendered at this position lets its socket offer it in ``ws_since`` and
+    get exactly the messages that came after. Raises ``ValueError`` for a group
+    without history.
+    """
+    return await _history_backend(group).position(group)
+
+
+def position_sync(group: str) -> tuple[str, int]:
+    """``position`` for sync code (views)."""
+    return _history_backend(group).position_sync(group)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..codecs import JSONCodec
+from .history import HistoryPolicy, HistoryRules, Recovery
+from .protocol import recovery_event
 
 _codec = JSONCodec()
 
@@ -32,6 +34,9 @@ class Member(Protocol):
 
     def send_event(self, event: dict[str, Any]) -> Awaitable[None]:
         """Queue a prepared ``websocket.send`` event on the connection's send path."""
+
+    def offered_position(self, group: str) -> tuple[str, int] | None:
+        """The ``(epoch, offset)`` the client offered for ``group`` at the handshake."""
 
 
 def check_group(group: Any) -> str:
@@ -59,6 +64,19 @@ def exclusion_ids(exclude: Member | Iterable[Member] | None) -> frozenset[str]:
     if isinstance(exclude, Iterable):
         return frozenset(c.connection_id for c in exclude)
     return frozenset((exclude.connection_id,))
+
+
+@dataclass
+class CatchUp:
+    """A member joining a history group: live messages wait while it replays.
+
+    Until the replay is sent, ``buffer`` collects the live deliveries; then they
+    go out unless at or below ``floor`` (the last position the member has), and
+    ``floor`` keeps filtering the deliveries that were already scheduled.
+    """
+
+    floor: int = -1
+    buffer: list[tuple[int, dict[str, Any]]] | None = field(default_factory=list)
 
 
 @dataclass
@@ -103,6 +121,9 @@ class BaseBackend:
         self.location = location
         self.options = options or {}
         self.groups: dict[str, set[Member]] = {}
+        #: Which groups keep history (``WS_BROADCAST["HISTORY"]``).
+        self.history = HistoryRules()
+        self._catching_up: dict[str, dict[Member, CatchUp]] = {}
         #: The event loop that serves this process's members (set on first join).
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -116,10 +137,29 @@ class BaseBackend:
         """Return how many memberships this process holds (for leak checks)."""
         return sum(len(members) for members in self.groups.values())
 
+    def configure_history(self, rules: HistoryRules) -> None:
+        """Keep history for the groups ``rules`` match (``create_backend`` calls it)."""
+        self.history = rules
+
+    def history_policy(self, group: str) -> HistoryPolicy | None:
+        """Return the history ``group`` keeps, or ``None`` (one cached lookup)."""
+        return self.history.policy(group) if self.history else None
+
     async def join(self, group: str, connection: Member) -> None:
-        """Add ``connection`` to ``group`` in this process."""
+        """Add ``connection`` to ``group`` in this process.
+
+        In a group with history the member first gets what it missed since the
+        position its client offered, if any (``docs/protocol.md``).
+        """
         check_group(group)
         self._loop = asyncio.get_running_loop()
+        policy = self.history_policy(group)
+        if policy is not None:
+            await self._join_history(group, connection, policy)
+            return
+        await self._add(group, connection)
+
+    async def _add(self, group: str, connection: Member) -> None:
         members = self.groups.get(group)
         if members is None:
             members = self.groups[group] = set()
@@ -129,8 +169,96 @@ class BaseBackend:
             members.add(connection)
             await self.members_changed(group)
 
+    async def _join_history(
+        self, group: str, connection: Member, policy: HistoryPolicy
+    ) -> None:
+        # Become a member first, buffering, so no message after the snapshot of
+        # the log is lost; then send the replay, then what came meanwhile.
+        state = CatchUp()
+        self._catching_up.setdefault(group, {})[connection] = state
+        await self._add(group, connection)
+        offered = connection.offered_position(group)
+        if offered is None:
+            _, state.floor = await self.position(group)
+        else:
+            recovery = await self.recover(group, policy, offered)
+            await self._replay(group, connection, recovery, state)
+        buffered, state.buffer = state.buffer or [], None
+        for offset, message in buffered:
+            if offset > state.floor:
+                connection.send_event(message)
+        # Deliveries scheduled before the snapshot may still be queued on the
+        # loop: they run before this callback, and ``floor`` drops them.
+        asyncio.get_running_loop().call_soon(self._caught_up, group, connection, state)
+
+    async def _replay(
+        self, group: str, connection: Member, recovery: Recovery, state: CatchUp
+    ) -> None:
+        entries = recovery.entries
+        state.floor = entries[-1].offset if entries else recovery.offset
+        await connection.send_event(
+            recovery_event(
+                group, recovery.recovered, recovery.epoch, recovery.offset, len(entries)
+            )
+        )
+        for entry in entries:
+            await connection.send_event(entry.event)
+
+    def _caught_up(self, group: str, connection: Member, state: CatchUp) -> None:
+        catching = self._catching_up.get(group)
+        if catching is not None and catching.get(connection) is state:
+            del catching[connection]
+            if not catching:
+                del self._catching_up[group]
+
+    async def recover(
+        self, group: str, policy: HistoryPolicy, offered: tuple[str, int]
+    ) -> Recovery:
+        """Return what ``group``'s history holds after the ``offered`` position."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no group history")
+
+    async def position(self, group: str) -> tuple[str, int]:
+        """Return ``group``'s current ``(epoch, offset)``."""
+        return self.position_sync(group)
+
+    def position_sync(self, group: str) -> tuple[str, int]:
+        """``position`` for code without an event loop."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no group history")
+
+    def deliver_history(
+        self,
+        group: str,
+        offset: int,
+        message: dict[str, Any],
+        exclude: frozenset[str] = frozenset(),
+    ) -> None:
+        """``deliver`` for a group with history: members still catching up wait.
+
+        Call it on the members' event loop, in offset order.
+        """
+        members = self.groups.get(group)
+        if not members:
+            return
+        catching = self._catching_up.get(group)
+        for member in tuple(members):
+            if exclude and member.connection_id in exclude:
+                continue
+            if catching:
+                state = catching.get(member)
+                if state is not None:
+                    if state.buffer is not None:
+                        state.buffer.append((offset, message))
+                        continue
+                    if offset <= state.floor:
+                        continue
+            member.send_event(message)
+
     async def leave(self, group: str, connection: Member) -> None:
         """Remove ``connection`` from ``group`` in this process."""
+        catching = self._catching_up.get(group)
+        if catching is not None and catching.pop(connection, None) is not None:
+            if not catching:
+                del self._catching_up[group]
         members = self.groups.get(group)
         if members is None or connection not in members:
             return

@@ -41,6 +41,7 @@ from redis.retry import Retry as SyncRetry
 from ..exceptions import BroadcastError
 from ..connection_ids import process_id
 from .base import BaseBackend, Presence, local_users, sorted_users
+from .history import HistoryRules
 
 logger = logging.getLogger("django_ws")
 
@@ -166,6 +167,13 @@ class RedisBackend(BaseBackend):
         self._sync_client: sync_redis.Redis | None = None
         self._sync_lock = threading.Lock()
         self._reset()
+
+    def configure_history(self, rules: HistoryRules) -> None:
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['HISTORY'] is set, but group history is MemoryBackend-only "
+            "in this version of django-ws: remove 'HISTORY' from WS_BROADCAST, or use "
+            "'django_ws.broadcast.MemoryBackend' with a single server process."
+        )
 
     def _reset(self) -> None:
         """Forget everything bound to an event loop."""
