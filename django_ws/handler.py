@@ -205,9 +205,10 @@ class WebSocketHandler(Lifecycle):
         return self._groups
 
     def offered_position(self, group: str) -> tuple[str, int] | None:
-        """The ``(epoch, offset)`` the client offered for ``group`` in ``ws_since``.
+        """Take the ``(epoch, offset)`` the client offered for ``group`` in ``ws_since``.
 
-        The query parameter is parsed once, on the first call (``docs/protocol.md``).
+        The query parameter is parsed once, on the first call (``docs/protocol.md``);
+        a position is given once, so joining the group again replays nothing.
         """
         try:
             offered = self._offered_positions
@@ -215,7 +216,7 @@ class WebSocketHandler(Lifecycle):
             offered = self._offered_positions = parse_since(
                 self.scope.get("query_string", b"")
             )
-        return offered.get(group)
+        return offered.pop(group, None)
 
     async def join(self, group: str) -> None:
         """Add this socket to ``group``; it leaves by itself when the socket closes."""

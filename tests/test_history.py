@@ -102,9 +102,19 @@ def test_the_store_replaces_an_expired_log_and_sweeps_them() -> None:
     now[0] = 11
     assert store.log("room", POLICY) is not first
     store.log("other", POLICY)
-    now[0] = 30
-    store.sweep()
+    store.sweep(30)
     assert store.logs == {}
+
+
+def test_the_store_sweeps_quiet_logs_as_it_is_used() -> None:
+    now = [0.0]
+    store = HistoryStore(lambda: now[0])
+    for index in range(1000):
+        store.log(f"quiet-{index}", POLICY)
+    now[0] = 11
+    for _ in range(30):
+        store.log("busy", POLICY)
+    assert list(store.logs) == ["busy"]
 
 
 def test_rules_match_in_order_first_pattern_wins() -> None:

@@ -215,6 +215,24 @@ async def test_a_broadcast_racing_the_replay_arrives_once_after_it(
         await member.close()
 
 
+async def test_an_offered_position_is_used_by_the_first_join_only(
+    backend: BaseBackend, form: str
+) -> None:
+    await say("room-a", 1, 2)
+    epoch, _ = django_ws.position_sync("room-a")
+    offered = since({"room-a": [epoch, 1]})
+    async with room_client().connect(f"/{form}/room-a", query_string=offered) as member:
+        assert await member.receive_json() == recovered("room-a", True, epoch, 1, 1)
+        assert await member.receive_json() == frame("room-a", epoch, 2, {"n": 2})
+        assert await member.receive_json() == {"joined": "room-a"}
+        await member.send_json({"leave": "room-a"})
+        assert await member.receive_json() == {"groups": []}
+        await member.send_json({"join": "room-a"})
+        assert await member.receive_json() == {"groups": ["room-a"]}
+        await say("room-a", 3)
+        assert await member.receive_json() == frame("room-a", epoch, 3, {"n": 3})
+
+
 async def test_an_offered_position_does_not_join_by_itself(
     backend: BaseBackend, form: str
 ) -> None:

@@ -36,7 +36,7 @@ class Member(Protocol):
         """Queue a prepared ``websocket.send`` event on the connection's send path."""
 
     def offered_position(self, group: str) -> tuple[str, int] | None:
-        """The ``(epoch, offset)`` the client offered for ``group`` at the handshake."""
+        """Take the ``(epoch, offset)`` offered for ``group`` at the handshake (once)."""
 
 
 def check_group(group: Any) -> str:

@@ -165,16 +165,24 @@ class HistoryLog:
 
 
 class HistoryStore:
-    """Every history group's log in one process, created on first use."""
+    """Every history group's log in one process, created on first use.
+
+    Logs whose history is lost are swept now and then, so groups that go quiet
+    cost nothing after their ``TTL``.
+    """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.logs: dict[str, HistoryLog] = {}
-        self._appends = 0
+        self._uses = 0
 
     def log(self, group: str, policy: HistoryPolicy) -> HistoryLog:
         """Return ``group``'s log; a new one (a new epoch) once the last expired."""
         now = self.clock()
+        self._uses += 1
+        if self._uses >= max(1024, len(self.logs)):  # amortized: O(1) per use
+            self._uses = 0
+            self.sweep(now)
         log = self.logs.get(group)
         if log is None or log.expired(now):
             log = self.logs[group] = HistoryLog(policy, now)
@@ -186,15 +194,10 @@ class HistoryStore:
         policy: HistoryPolicy,
         build: Callable[[str, int], dict[str, Any]],
     ) -> Entry:
-        """Append a message to ``group``'s log, dropping expired logs now and then."""
-        self._appends += 1
-        if self._appends >= max(1024, len(self.logs)):
-            self._appends = 0
-            self.sweep()
+        """Append a message to ``group``'s log (at a new epoch if it had expired)."""
         return self.log(group, policy).append(build, self.clock())
 
-    def sweep(self) -> None:
+    def sweep(self, now: float) -> None:
         """Forget the logs whose history is lost (``TTL`` without a message)."""
-        now = self.clock()
         for group in [g for g, log in self.logs.items() if log.expired(now)]:
             del self.logs[group]
