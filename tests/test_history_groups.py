@@ -325,3 +325,40 @@ def test_the_pattern_lookup_is_cached_and_dropped_with_the_settings(
     assert get_backend().history_policy("room-a") == HistoryPolicy(5, 600)
     settings.WS_BROADCAST = {"BACKEND": "django_ws.broadcast.MemoryBackend"}
     assert get_backend().history_policy("room-a") is None
+
+
+async def test_a_group_without_history_costs_one_cached_lookup_per_broadcast(
+    backend: BaseBackend,
+) -> None:
+    lookups = backend.history.policy.cache_info  # type: ignore[attr-defined]
+    before = lookups()
+    for number in range(100):
+        await django_ws.broadcast("lobby", {"n": number})
+    after = lookups()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 99)
+
+
+async def test_without_history_settings_no_lookup_is_made(settings: Any) -> None:
+    settings.WS_BROADCAST = {"BACKEND": "django_ws.broadcast.MemoryBackend"}
+    backend = get_backend()
+    await django_ws.broadcast("room-a", {"n": 1})
+    assert backend.history.policy.cache_info().currsize == 0  # type: ignore[attr-defined]
+
+
+async def test_a_member_closed_during_its_replay_leaves_nothing_behind(
+    backend: BaseBackend, form: str
+) -> None:
+    await say("room-a", 1, 2, 3)
+    epoch, _ = django_ws.position_sync("room-a")
+    client = room_client()
+    scope = client.scope(f"/{form}/room-a", query_string=since({"room-a": [epoch, 0]}))
+    member = WebSocketTestConnection(client.app, scope)
+    member.pause_reading()
+    await member.open()
+    await member.wait_send_blocked()
+    closing = asyncio.ensure_future(member.close())
+    await asyncio.sleep(0)  # the client is gone...
+    member.resume_reading()  # ...when the replay's first frame goes out
+    await closing
+    assert backend.groups == {}
+    await say("room-a", 4)  # nobody left to hold it for

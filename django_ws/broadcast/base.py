@@ -176,13 +176,17 @@ class BaseBackend:
         # the log is lost; then send the replay, then what came meanwhile.
         state = CatchUp()
         self._catching_up.setdefault(group, {})[connection] = state
-        await self._add(group, connection)
-        offered = connection.offered_position(group)
-        if offered is None:
-            _, state.floor = await self.position(group)
-        else:
-            recovery = await self.recover(group, policy, offered)
-            await self._replay(group, connection, recovery, state)
+        try:
+            await self._add(group, connection)
+            offered = connection.offered_position(group)
+            if offered is None:
+                _, state.floor = await self.position(group)
+            else:
+                recovery = await self.recover(group, policy, offered)
+                await self._replay(group, connection, recovery, state)
+        except BaseException:  # closed or cancelled mid-replay: stop holding
+            self._caught_up(group, connection, state)
+            raise
         buffered, state.buffer = state.buffer or [], None
         for offset, message in buffered:
             if offset > state.floor:
