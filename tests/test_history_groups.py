@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 import django_ws
@@ -297,6 +298,18 @@ def test_history_rules_are_validated_at_startup(settings: Any) -> None:
         "WS_BROADCAST['HISTORY']['room-*']['SIZE'] must be a positive int "
         "(messages kept), got 0."
     )
+
+
+def test_manage_py_check_reports_bad_history_rules(settings: Any) -> None:
+    settings.WS_BROADCAST = {
+        "BACKEND": "django_ws.broadcast.MemoryBackend",
+        "HISTORY": {"room-*": {"SIZE": 200}},
+    }
+    errors = [m for m in checks.run_checks(tags=["django_ws"]) if m.id == "django_ws.E001"]
+    assert [error.msg for error in errors] == [
+        "WS_BROADCAST['HISTORY']['room-*'] must be a dict with exactly the keys 'SIZE' "
+        "and 'TTL', e.g. {'SIZE': 200, 'TTL': 600}; got {'SIZE': 200}."
+    ]
 
 
 def test_history_with_redis_fails_at_startup(settings: Any) -> None:

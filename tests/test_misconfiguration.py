@@ -140,6 +140,15 @@ def test_a_urlpattern_whose_target_is_not_a_handler() -> None:
             "WS_BROADCAST['BACKEND'] is 'django_ws.WebSocketHandler', which is not a "
             "broadcast backend (a subclass of django_ws.broadcast.BaseBackend).",
         ),
+        (
+            "WS_BROADCAST",
+            {
+                "BACKEND": "django_ws.broadcast.MemoryBackend",
+                "HISTORY": {"room-*": {"SIZE": 200, "TTL": 0}},
+            },
+            "WS_BROADCAST['HISTORY']['room-*']['TTL'] must be a positive number of "
+            "seconds, got 0.",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) and value.startswith("WS_") else "",
 )
