@@ -105,7 +105,7 @@ async def broadcast(
 
     ``data`` is JSON-encoded once; with ``raw=True`` a ``str`` goes as a text frame
     and ``bytes`` as a binary frame. ``exclude`` names connections to skip. A group
-    with no members is a no-op. Raises ``BroadcastError`` when the backend cannot
+    with no members is a no-op (one with history still keeps the message). Raises ``BroadcastError`` when the backend cannot
     carry it to other processes within its timeout (members in this process still
     get it). A group with history (``WS_BROADCAST["HISTORY"]``) takes JSON data
     only: ``raw=True`` raises ``TypeError``.
