@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 import django_ws
 from django_ws import get_websocket_application
-from django_ws.broadcast import BaseBackend, get_backend
+from django_ws.broadcast import BaseBackend, MemoryBackend, get_backend
 from django_ws.broadcast.history import HistoryPolicy
 from django_ws.testing import WebSocketTestConnection
 from tests.broadcast_support import joined, room_client
@@ -324,6 +324,25 @@ def test_history_with_redis_fails_at_startup(settings: Any) -> None:
         "WS_BROADCAST['HISTORY'] is set, but group history is MemoryBackend-only "
         "in this version of django-ws: remove 'HISTORY' from WS_BROADCAST, or use "
         "'django_ws.broadcast.MemoryBackend' with a single server process."
+    )
+
+
+class Historyless(MemoryBackend):
+    """A backend of a third party that knows nothing of history."""
+
+    recover = BaseBackend.recover
+
+
+def test_history_with_a_backend_that_keeps_none_fails_at_startup(settings: Any) -> None:
+    settings.WS_BROADCAST = {
+        "BACKEND": "tests.test_history_groups.Historyless",
+        "HISTORY": HISTORY,
+    }
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        get_websocket_application()
+    assert str(excinfo.value) == (
+        "WS_BROADCAST['HISTORY'] is set, but Historyless keeps no group history: "
+        "remove 'HISTORY' or use 'django_ws.broadcast.MemoryBackend'."
     )
 
 

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.core.exceptions import ImproperlyConfigured
+
 from ..codecs import JSONCodec
 from .history import HistoryPolicy, HistoryRules, Recovery
 from .protocol import recovery_event
@@ -138,7 +140,16 @@ class BaseBackend:
         return sum(len(members) for members in self.groups.values())
 
     def configure_history(self, rules: HistoryRules) -> None:
-        """Keep history for the groups ``rules`` match (``create_backend`` calls it)."""
+        """Keep history for the groups ``rules`` match (``create_backend`` calls it).
+
+        A backend that implements no ``recover`` refuses, at startup.
+        """
+        if type(self).recover is BaseBackend.recover:
+            raise ImproperlyConfigured(
+                f"WS_BROADCAST['HISTORY'] is set, but {type(self).__qualname__} keeps "
+                "no group history: remove 'HISTORY' or use "
+                "'django_ws.broadcast.MemoryBackend'."
+            )
         self.history = rules
 
     def history_policy(self, group: str) -> HistoryPolicy | None:
