@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -117,6 +117,11 @@ def local_users(members: Iterable[Member]) -> list[Any]:
 class BaseBackend:
     """Local group membership and fan-out; subclasses carry messages between processes."""
 
+    #: Whether a message older than a joining member's replay may still be
+    #: delivered after the replay (a pub/sub copy read late): then the member's
+    #: floor keeps filtering until its first delivery above it.
+    late_deliveries: ClassVar[bool] = False
+
     def __init__(
         self, location: str | None = None, options: dict[str, Any] | None = None
     ) -> None:
@@ -202,9 +207,11 @@ class BaseBackend:
         for offset, message in buffered:
             if offset > state.floor:
                 connection.send_event(message)
-        # Deliveries scheduled before the snapshot may still be queued on the
-        # loop: they run before this callback, and ``floor`` drops them.
-        asyncio.get_running_loop().call_soon(self._caught_up, group, connection, state)
+        if not self.late_deliveries:
+            # Deliveries scheduled before the snapshot may still be queued on the
+            # loop: they run before this callback, and ``floor`` drops them.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._caught_up, group, connection, state)
 
     async def _replay(
         self, group: str, connection: Member, recovery: Recovery, state: CatchUp
@@ -266,7 +273,16 @@ class BaseBackend:
                         continue
                     if offset <= state.floor:
                         continue
+                    self._caught_up(group, member, state)
             member.send_event(message)
+
+    def restart_floors(self, group: str) -> None:
+        """Stop filtering ``group``'s replayed members: its offsets start over."""
+        catching = self._catching_up.get(group)
+        if catching:
+            for member, state in list(catching.items()):
+                if state.buffer is None:
+                    self._caught_up(group, member, state)
 
     async def leave(self, group: str, connection: Member) -> None:
         """Remove ``connection`` from ``group`` in this process."""

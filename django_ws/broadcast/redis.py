@@ -35,13 +35,15 @@ import redis.asyncio as async_redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry as SyncRetry
 
 from ..exceptions import BroadcastError
 from ..connection_ids import process_id
+from . import redis_history
 from .base import BaseBackend, Presence, local_users, sorted_users
-from .history import HistoryRules
+from .history import HistoryPolicy, Recovery, new_epoch
+from .protocol import envelope, group_json, recovery_event
 
 logger = logging.getLogger("django_ws")
 
@@ -168,12 +170,8 @@ class RedisBackend(BaseBackend):
         self._sync_lock = threading.Lock()
         self._reset()
 
-    def configure_history(self, rules: HistoryRules) -> None:
-        raise ImproperlyConfigured(
-            "WS_BROADCAST['HISTORY'] is set, but group history is MemoryBackend-only "
-            "in this version of django-ws: remove 'HISTORY' from WS_BROADCAST, or use "
-            "'django_ws.broadcast.MemoryBackend' with a single server process."
-        )
+    #: Pub/sub copies are read on their own connection, maybe after a replay.
+    late_deliveries = True
 
     def _reset(self) -> None:
         """Forget everything bound to an event loop."""
@@ -188,6 +186,8 @@ class RedisBackend(BaseBackend):
         self._dirty: set[str] = set()
         self._confirming: dict[bytes, list[asyncio.Future[None]]] = {}
         self._subscriber_ready = asyncio.Event()  # set while the subscription connection is up
+        #: Per subscribed history group: the last ``(epoch, offset)`` delivered here.
+        self._delivered: dict[str, tuple[str, int]] = {}
 
     def __repr__(self) -> str:
         return f"<RedisBackend {_redacted(self.location)}>"
@@ -196,7 +196,15 @@ class RedisBackend(BaseBackend):
 
     def channel(self, group: str) -> bytes:
         """Return the Redis channel of ``group``."""
+        if self.history_policy(group) is not None:
+            return redis_history.channel(self.prefix, group)
         return self._channel_prefix + group.encode()
+
+    def _group_of(self, channel: bytes) -> str:
+        if channel.startswith(self._channel_prefix):
+            return channel[len(self._channel_prefix) :].decode()
+        tag = redis_history.hash_tag(self.prefix, "").encode()[:-1]  # "{prefix:h:"
+        return channel[len(tag) : -3].decode()  # drop "}:c"
 
     def presence_key(self, group: str, process: str) -> str:
         return f"{self.prefix}:p:{group}:{process}"
@@ -359,6 +367,7 @@ class RedisBackend(BaseBackend):
             await pubsub.unsubscribe(channel)
 
     async def group_closed(self, group: str) -> None:
+        self._delivered.pop(group, None)
         self._presence_changed(group)  # not awaited: a closing socket must not wait for Redis
         if not self._connected or group in self.groups:
             return
@@ -377,6 +386,15 @@ class RedisBackend(BaseBackend):
     async def publish(
         self, group: str, message: dict[str, Any], exclude: frozenset[str]
     ) -> None:
+        policy = self.history_policy(group)
+        if policy is not None:
+            keys, args = self._publish_arguments(group, policy, message, exclude)
+            await self._call(
+                lambda client: self._run_async(
+                    client, redis_history.PUBLISH_SCRIPT, keys, args
+                )
+            )
+            return
         self.deliver_local(group, message, exclude)
         payload = encode_payload(message, exclude, process_id())
         channel = self.channel(group)
@@ -385,9 +403,14 @@ class RedisBackend(BaseBackend):
     def publish_sync(
         self, group: str, message: dict[str, Any], exclude: frozenset[str]
     ) -> None:
-        self.deliver_local(group, message, exclude)
-        payload = encode_payload(message, exclude, process_id())
+        policy = self.history_policy(group)
         try:
+            if policy is not None:
+                keys, args = self._publish_arguments(group, policy, message, exclude)
+                self._run_sync(redis_history.PUBLISH_SCRIPT, keys, args)
+                return
+            self.deliver_local(group, message, exclude)
+            payload = encode_payload(message, exclude, process_id())
             self._sync().publish(self.channel(group), payload)
         except (RedisError, OSError) as error:
             raise BroadcastError(
@@ -395,10 +418,190 @@ class RedisBackend(BaseBackend):
                 f"{self.timeout:g} s: {error}"
             ) from error
 
-    def _received(self, channel: bytes, payload: bytes) -> None:
-        group = channel[len(self._channel_prefix) :].decode()
+    # History ------------------------------------------------------------------
+    # A message to a group with history reaches every process, this one
+    # included, through its channel only, so every process delivers in offset
+    # order; a process that sees an offset skipped reads it from the stream.
+
+    def _publish_arguments(
+        self,
+        group: str,
+        policy: HistoryPolicy,
+        message: dict[str, Any],
+        exclude: frozenset[str],
+    ) -> tuple[list[str], list[Any]]:
+        args = [
+            new_epoch(),
+            redis_history.ttl_ms(policy),
+            policy.size,
+            self.channel(group),
+            process_id(),
+            ",".join(sorted(exclude)),
+            message["text"],
+        ]
+        return redis_history.keys(self.prefix, group), args
+
+    def _read_arguments(
+        self, group: str, policy: HistoryPolicy, first: int
+    ) -> tuple[list[str], list[Any]]:
+        args = [new_epoch(), redis_history.ttl_ms(policy), first]
+        return redis_history.keys(self.prefix, group), args
+
+    @staticmethod
+    async def _run_async(
+        client: async_redis.Redis, script: str, keys: list[str], args: list[Any]
+    ) -> Any:
+        sha = redis_history.sha(script)
+        try:
+            return await client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call,unused-ignore]
+        except NoScriptError:
+            return await client.eval(script, len(keys), *keys, *args)  # type: ignore[no-untyped-call,unused-ignore]
+
+    def _run_sync(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        client, sha = self._sync(), redis_history.sha(script)
+        try:
+            return client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(script, len(keys), *keys, *args)
+
+    async def _read(
+        self, group: str, policy: HistoryPolicy, first: int
+    ) -> redis_history.Held:
+        keys, args = self._read_arguments(group, policy, first)
+        reply = await self._call(
+            lambda client: self._run_async(client, redis_history.READ_SCRIPT, keys, args)
+        )
+        held = redis_history.decode_read(reply)
+        if group in self.groups:  # where this process's deliveries start
+            self._delivered.setdefault(group, (held.epoch, held.offset))
+        return held
+
+    async def recover(
+        self, group: str, policy: HistoryPolicy, offered: tuple[str, int]
+    ) -> Recovery:
+        held = await self._read(group, policy, offered[1] + 1)
+        return redis_history.recovery(group, policy, held, offered)
+
+    async def position(self, group: str) -> tuple[str, int]:
+        policy = self._policy_of(group)
+        held = await self._read(group, policy, 0)
+        return held.epoch, held.offset
+
+    def position_sync(self, group: str) -> tuple[str, int]:
+        policy = self._policy_of(group)
+        keys, args = self._read_arguments(group, policy, 0)
+        try:
+            held = redis_history.decode_read(
+                self._run_sync(redis_history.READ_SCRIPT, keys, args)
+            )
+        except (RedisError, OSError) as error:
+            raise BroadcastError(
+                f"Redis at {_redacted(self.location)} did not answer within "
+                f"{self.timeout:g} s: {error}"
+            ) from error
+        return held.epoch, held.offset
+
+    def _policy_of(self, group: str) -> HistoryPolicy:
+        policy = self.history_policy(group)
+        if policy is None:
+            raise ValueError(
+                f"Group {group!r} keeps no history: add a pattern that matches it to "
+                "WS_BROADCAST['HISTORY']."
+            )
+        return policy
+
+    async def _received_history(self, group: str, payload: bytes) -> None:
+        try:
+            message = redis_history.decode_published(payload)
+        except ValueError:
+            logger.warning("Ignored a malformed broadcast to history group %r", group)
+            return
+        last = self._delivered.get(group)
+        if last is not None and last[0] == message.epoch:
+            if message.offset <= last[1]:
+                return  # delivered already (by a repair)
+            if message.offset > last[1] + 1:
+                await self._repair(group, last[1], message.epoch, message.offset - 1)
+        elif last is not None and message.offset > 1:
+            await self._repair(group, 0, message.epoch, message.offset - 1)
+        elif last is not None:
+            self.restart_floors(group)  # a new epoch: offsets start over
+        self._deliver_published(
+            group, message.epoch, message.offset, message.data, message.exclude
+        )
+
+    def _deliver_published(
+        self, group: str, epoch: str, offset: int, data: str, exclude: frozenset[str]
+    ) -> None:
+        self._delivered[group] = (epoch, offset)
+        event = envelope(group_json(group), epoch, offset, data)
+        self.deliver_history(group, offset, event, exclude)
+
+    async def _repair(self, group: str, after: int, epoch: str, upto: int) -> None:
+        """Deliver ``group``'s offsets ``after + 1 .. upto`` of ``epoch`` from the stream.
+
+        When the stream no longer holds all of them, the members get the
+        ``recovered: false`` frame at ``(epoch, upto)`` instead.
+        """
+        policy = self.history_policy(group)
+        held = None
+        if policy is not None and group in self.groups:
+            try:
+                held = await self._read(group, policy, after + 1)
+            except BroadcastError as error:
+                logger.warning("Reading the history of %r failed: %s", group, error)
+        if group not in self.groups:
+            return
+        if held is not None and held.epoch == epoch and policy is not None:
+            oldest = held.now_ms - redis_history.ttl_ms(policy)
+            wanted = [
+                entry
+                for entry in held.entries
+                if entry[0] <= upto and entry[3] >= oldest
+            ]
+            if [entry[0] for entry in wanted] == list(range(after + 1, upto + 1)):
+                if after == 0:
+                    self.restart_floors(group)
+                for offset, data, exclude, _ in wanted:
+                    self._deliver_published(group, epoch, offset, data, exclude)
+                return
+        self._lost_history(group, epoch, upto)
+
+    def _lost_history(self, group: str, epoch: str, offset: int) -> None:
+        logger.warning(
+            "Group %r missed messages that its history no longer holds; its "
+            "members here get 'recovered: false'",
+            group,
+        )
+        self.restart_floors(group)
+        self._delivered[group] = (epoch, offset)
+        event = recovery_event(group, False, epoch, offset, 0)
+        for member in tuple(self.groups.get(group, ())):
+            member.send_event(event)
+
+    async def _repair_after_reconnect(self) -> None:
+        """Deliver what each subscribed history group published while away."""
+        for group, (epoch, offset) in list(self._delivered.items()):
+            policy = self.history_policy(group)
+            if policy is None or group not in self.groups:
+                continue
+            try:
+                held = await self._read(group, policy, 0)
+            except BroadcastError as error:
+                logger.warning("Reading the history of %r failed: %s", group, error)
+                continue
+            if held.epoch != epoch:
+                self._lost_history(group, held.epoch, held.offset)
+            elif held.offset > offset:
+                await self._repair(group, offset, epoch, held.offset)
+
+    async def _received(self, channel: bytes, payload: bytes) -> None:
+        group = self._group_of(channel)
         if group not in self.groups:
             return  # the last member left while the UNSUBSCRIBE was on its way
+        if payload[:1] == b"h":
+            await self._received_history(group, payload)
+            return
         try:
             origin, exclude, message = decode_payload(payload)
         except ValueError:
@@ -447,6 +650,7 @@ class RedisBackend(BaseBackend):
             self._subscriber_ready.set()
             self._dirty.update(self.groups)  # Redis may have restarted empty
             self._start_presence_write()
+            await self._repair_after_reconnect()
             await self._read_messages(pubsub)
         finally:
             self._subscriber_ready.clear()
@@ -478,7 +682,7 @@ class RedisBackend(BaseBackend):
             pinged = False
             kind = message["type"]
             if kind == "message":
-                self._received(message["channel"], message["data"])
+                await self._received(message["channel"], message["data"])
             elif kind == "subscribe":
                 for waiter in self._confirming.pop(message["channel"], ()):
                     if not waiter.done():

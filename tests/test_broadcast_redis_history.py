@@ -1,0 +1,295 @@
+"""Groups with history on ``RedisBackend``, in-process against a real Redis.
+
+The memory backend's history behaviours run here again over Redis (imported from
+``test_history_groups``, with this module's ``backend``); then what is Redis's
+own: one script call per broadcast, the keys it keeps, and the repair of a gap
+that a process sees in the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+import django_ws
+from django_ws.broadcast import get_backend
+from django_ws.broadcast.redis import RedisBackend
+from django_ws.broadcast.redis_history import PUBLISH_SCRIPT, keys
+from django_ws.exceptions import BroadcastError
+from django_ws.testing import WebSocketTestConnection
+from tests.broadcast_support import joined, room_client
+from tests.live_server import PrivateRedis
+from tests.test_broadcast_redis import command_calls, delta
+from tests.test_history_groups import (  # noqa: F401 - run again over Redis
+    frame,
+    member_of_room_a,
+    recovered,
+    say,
+    since,
+    test_a_broadcast_racing_the_replay_arrives_once_after_it,
+    test_a_gap_longer_than_the_history_is_not_recovered,
+    test_a_group_without_history_is_unchanged,
+    test_a_hostile_ws_since_neither_fails_the_handshake_nor_the_join,
+    test_a_member_closed_during_its_replay_leaves_nothing_behind,
+    test_an_offered_position_does_not_join_by_itself,
+    test_broadcasts_from_threads_reach_members_in_offset_order,
+    test_a_gap_the_history_still_holds_is_recovered_whole,
+    test_a_history_group_wraps_each_message_with_its_position,
+    test_a_member_at_the_current_position_recovers_nothing_missed,
+    test_a_reconnecting_member_gets_what_it_missed_then_live,
+    test_an_offered_position_is_used_by_the_first_join_only,
+    test_another_epoch_is_not_recovered_and_nothing_replayed,
+    test_position_is_zero_before_any_message,
+    test_raw_to_a_history_group_is_a_type_error,
+)
+
+HISTORY = {"room-*": {"SIZE": 5, "TTL": 600}}
+
+
+def use(settings: Any, location: str, history: dict[str, Any] = HISTORY) -> RedisBackend:
+    settings.WS_BROADCAST = {
+        "BACKEND": "django_ws.broadcast.RedisBackend",
+        "LOCATION": location,
+        "OPTIONS": {
+            "PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+            "TIMEOUT": 1,
+            "PRESENCE_TTL": 600,
+            "RECONNECT_MAX": 0.2,
+        },
+        "HISTORY": history,
+    }
+    backend = get_backend()
+    assert isinstance(backend, RedisBackend)
+    return backend
+
+
+@pytest.fixture
+async def backend(settings: Any, redis_url: str) -> AsyncIterator[RedisBackend]:
+    backend = use(settings, redis_url)
+    yield backend
+    await backend.stop()
+    assert backend.member_count() == 0
+
+
+@pytest.fixture
+def other(backend: RedisBackend) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(backend.location) as other:
+        yield other
+
+
+def publish_unseen(
+    client: redis.Redis, backend: RedisBackend, group: str, *numbers: int
+) -> None:
+    """Append to ``group``'s history as a broadcast would, but announce it nowhere.
+
+    The processes subscribed to the group see the next message skip offsets, as
+    after a lost pub/sub message.
+    """
+    for number in numbers:
+        client.eval(
+            PUBLISH_SCRIPT,
+            3,
+            *keys(backend.prefix, group),
+            "unused-epoch",
+            600_000,
+            5,
+            b"nobody-listens",
+            "elsewhere",
+            "",
+            f'{{"n":{number}}}',
+        )
+
+
+@pytest.fixture
+async def member(backend: RedisBackend) -> AsyncIterator[WebSocketTestConnection]:
+    async with room_client().connect("/class/room-a") as member:
+        yield await joined(member)
+
+
+#: What one broadcast to a group with history costs Redis: one EVALSHA from the
+#: client; the rest are the script's own commands, run inside Redis.
+ONE_BROADCAST = {
+    "cmdstat_evalsha": 1,
+    "cmdstat_get": 1,
+    "cmdstat_incr": 1,
+    "cmdstat_time": 1,
+    "cmdstat_xadd": 1,
+    "cmdstat_pexpire": 3,
+    "cmdstat_publish": 1,
+}
+
+
+async def test_one_script_call_per_broadcast(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    backend = use(settings, private_redis.url)
+    stats = redis.Redis.from_url(private_redis.url)
+    try:
+        async with room_client().connect("/class/room-a") as member:
+            await joined(member)
+            epoch, _ = await django_ws.position("room-a")
+            before = command_calls(stats)
+            await django_ws.broadcast("room-a", {"n": 1})  # loads the script
+            assert delta(before, command_calls(stats)) == {
+                **ONE_BROADCAST,
+                "cmdstat_eval": 1,
+            }
+            before = command_calls(stats)
+            await django_ws.broadcast("room-a", {"n": 2})
+            assert delta(before, command_calls(stats)) == ONE_BROADCAST
+            django_ws.position_sync("room-a")  # the sync client connects
+            before = command_calls(stats)
+            await asyncio.to_thread(django_ws.broadcast_sync, "room-a", {"n": 3})
+            assert delta(before, command_calls(stats)) == ONE_BROADCAST
+            for number in (1, 2, 3):
+                assert await member.receive_json() == frame(
+                    "room-a", epoch, number, {"n": number}
+                )
+    finally:
+        stats.close()
+        await backend.stop()
+
+
+async def test_a_flushed_script_cache_falls_back_to_eval(
+    member: WebSocketTestConnection, other: redis.Redis
+) -> None:
+    epoch, _ = await django_ws.position("room-a")
+    other.script_flush()
+    await say("room-a", 1)
+    django_ws.broadcast_sync("room-a", {"n": 2})
+    assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
+    assert await member.receive_json() == frame("room-a", epoch, 2, {"n": 2})
+
+
+async def test_the_keys_share_a_hash_tag_and_expire_with_the_ttl(
+    backend: RedisBackend, other: redis.Redis
+) -> None:
+    await say("room-a", *range(1, 8))
+    epoch_key, offset_key, stream_key = keys(backend.prefix, "room-a")
+    assert epoch_key.startswith(f"{{{backend.prefix}:h:room-a}}:")
+    assert backend.channel("room-a") == f"{{{backend.prefix}:h:room-a}}:c".encode()
+    assert other.get(offset_key) == b"7"
+    assert other.xlen(stream_key) == 5  # SIZE, exactly
+    for key in (epoch_key, offset_key, stream_key):
+        assert 599_000 < other.pttl(key) <= 600_000
+
+
+async def test_deleted_keys_start_a_new_epoch_that_is_not_recovered(
+    backend: RedisBackend, other: redis.Redis
+) -> None:
+    await say("room-a", 1, 2)
+    old, _ = django_ws.position_sync("room-a")
+    other.delete(*keys(backend.prefix, "room-a"))
+    epoch, offset = django_ws.position_sync("room-a")
+    assert epoch != old and offset == 0
+    offered = since({"room-a": [old, 2]})
+    async with room_client().connect("/class/room-a", query_string=offered) as member:
+        assert await member.receive_json() == recovered("room-a", False, epoch, 0, 0)
+        assert await member.receive_json() == {"joined": "room-a"}
+        await say("room-a", 3)
+        assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 3})
+
+
+async def test_messages_older_than_the_ttl_are_not_recovered(
+    settings: Any, redis_url: str
+) -> None:
+    backend = use(settings, redis_url, {"room-*": {"SIZE": 5, "TTL": 0.5}})
+    try:
+        epoch, _ = await django_ws.position("room-a")
+        await say("room-a", 1)
+        await asyncio.sleep(0.35)
+        await say("room-a", 2)
+        offered = since({"room-a": [epoch, 0]})
+        async with room_client().connect("/class/room-a", query_string=offered) as m:
+            assert await m.receive_json() == recovered("room-a", True, epoch, 0, 2)
+        await asyncio.sleep(0.25)  # 1 is older than the TTL, 2 is not
+        async with room_client().connect("/class/room-a", query_string=offered) as m:
+            assert await m.receive_json() == recovered("room-a", False, epoch, 2, 0)
+        offered = since({"room-a": [epoch, 1]})
+        async with room_client().connect("/class/room-a", query_string=offered) as m:
+            assert await m.receive_json() == recovered("room-a", True, epoch, 1, 1)
+            assert await m.receive_json() == frame("room-a", epoch, 2, {"n": 2})
+    finally:
+        await backend.stop()
+
+
+async def test_a_skipped_offset_is_read_from_the_stream_before_the_next(
+    backend: RedisBackend, member: WebSocketTestConnection, other: redis.Redis
+) -> None:
+    epoch, _ = await django_ws.position("room-a")
+    await say("room-a", 1)
+    assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
+    publish_unseen(other, backend, "room-a", 2, 3)
+    await say("room-a", 4)
+    for number in (2, 3, 4):
+        assert await member.receive_json() == frame(
+            "room-a", epoch, number, {"n": number}
+        )
+    await member.assert_nothing_received(0.1)
+
+
+async def test_a_gap_the_stream_lost_sends_recovered_false_then_live(
+    backend: RedisBackend, member: WebSocketTestConnection, other: redis.Redis
+) -> None:
+    epoch, _ = await django_ws.position("room-a")
+    await say("room-a", 1)
+    assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
+    publish_unseen(other, backend, "room-a", *range(2, 9))  # SIZE 5 keeps 4..8
+    await say("room-a", 9)
+    assert await member.receive_json() == recovered("room-a", False, epoch, 8, 0)
+    assert await member.receive_json() == frame("room-a", epoch, 9, {"n": 9})
+    await member.assert_nothing_received(0.1)
+
+
+async def test_after_a_pubsub_reconnect_what_was_missed_is_delivered(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    backend = use(settings, private_redis.url)
+    other = redis.Redis.from_url(private_redis.url)
+    try:
+        async with room_client().connect("/class/room-a") as member:
+            await joined(member)
+            epoch, _ = await django_ws.position("room-a")
+            await say("room-a", 1)
+            assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
+            publish_unseen(other, backend, "room-a", 2, 3)
+            assert other.client_kill_filter(_type="pubsub") == 1
+            for number in (2, 3):
+                assert await member.receive_json() == frame(
+                    "room-a", epoch, number, {"n": number}
+                )
+            deadline = time.monotonic() + 5
+            while other.pubsub_numsub(backend.channel("room-a"))[0][1] == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            await say("room-a", 4)
+            assert await member.receive_json() == frame("room-a", epoch, 4, {"n": 4})
+            await member.assert_nothing_received(0.1)
+    finally:
+        other.close()
+        await backend.stop()
+
+
+async def test_redis_down_raises_broadcast_error_within_the_timeout(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    backend = use(settings, private_redis.url)
+    try:
+        private_redis.stop()
+        started = time.monotonic()
+        with pytest.raises(BroadcastError):
+            await django_ws.broadcast("room-a", {"n": 1})
+        with pytest.raises(BroadcastError):
+            django_ws.broadcast_sync("room-a", {"n": 1})
+        with pytest.raises(BroadcastError):
+            django_ws.position_sync("room-a")
+        assert time.monotonic() - started < 4
+    finally:
+        await backend.stop()
+
