@@ -2,7 +2,9 @@
 
 MemoryBackend keeps history per process, so the broadcasts come from an HTTP view
 of the same server while the member is away; it comes back offering its last
-position and gets exactly what it missed, then live messages.
+position and gets exactly what it missed, then live messages. With RedisBackend,
+two server processes share a private Redis and this process broadcasts with
+``broadcast_sync``, as a script would; the member comes back to the other process.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+import redis
 from websockets.asyncio.client import ClientConnection, connect
 
+import django_ws
+from django_ws.broadcast import get_backend
 from tests.conftest import LiveServerFactory
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, PrivateRedis
 
 SETTINGS = {
     "ROOT_WS_URLCONF": "tests.e2e.apps.broadcast_ws",
@@ -94,3 +101,134 @@ async def test_a_member_that_reconnects_gets_exactly_what_it_missed_then_live(
         except asyncio.TimeoutError:
             extra = None
         assert extra is None
+
+
+# Redis: two processes ----------------------------------------------------------------
+
+
+def redis_history_settings(location: str) -> dict[str, Any]:
+    return {
+        **SETTINGS,
+        "WS_BROADCAST": {
+            "BACKEND": "django_ws.broadcast.RedisBackend",
+            "LOCATION": location,
+            "OPTIONS": {"TIMEOUT": 2, "RECONNECT_MAX": 1},
+            "HISTORY": {
+                "room-*": {"SIZE": 100, "TTL": 600},
+                "small-*": {"SIZE": 5, "TTL": 600},
+            },
+        },
+    }
+
+
+@pytest.fixture
+async def redis_history(
+    settings: Any, private_redis: PrivateRedis, live_server_factory: LiveServerFactory
+) -> AsyncIterator[tuple[LiveServer, LiveServer]]:
+    """Two servers on one Redis; this process broadcasts with the same settings."""
+    overrides = redis_history_settings(private_redis.url)
+    settings.WS_BROADCAST = overrides["WS_BROADCAST"]
+    servers = (live_server_factory(overrides), live_server_factory(overrides))
+    yield servers
+    await get_backend().stop()
+
+
+def broadcast_texts(group: str, texts: list[str]) -> None:
+    for text in texts:
+        django_ws.broadcast_sync(group, {"text": text})
+
+
+def offering(group: str, epoch: str, offset: int) -> str:
+    return "?ws_since=" + quote(json.dumps({group: [epoch, offset]}))
+
+
+async def test_redis_a_member_moving_to_another_process_gets_exactly_what_it_missed(
+    redis_history: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = redis_history
+    async with (
+        connect(a.ws_url("/room/room-r"), open_timeout=5) as stays,
+        connect(a.ws_url("/room/room-r"), open_timeout=5) as leaves,
+    ):
+        assert await receive(stays) == {"joined": "room-r"}
+        assert await receive(leaves) == {"joined": "room-r"}
+        await asyncio.to_thread(broadcast_texts, "room-r", ["0"])
+        first = await receive(leaves)
+        epoch = first["epoch"]
+        assert first == {"group": "room-r", "epoch": epoch, "offset": 1, "data": {"text": "0"}}
+    expected = [
+        {"group": "room-r", "epoch": epoch, "offset": n + 1, "data": {"text": str(n)}}
+        for n in range(1, 51)
+    ]
+    async with connect(a.ws_url("/room/room-r"), open_timeout=5) as stays:
+        assert await receive(stays) == {"joined": "room-r"}
+        await asyncio.to_thread(broadcast_texts, "room-r", [str(n) for n in range(1, 51)])
+        assert [await receive(stays) for _ in range(50)] == expected
+        url = b.ws_url("/room/room-r" + offering("room-r", epoch, 1))
+        async with connect(url, open_timeout=5) as again:
+            assert await receive(again) == {
+                "group": "room-r",
+                "recovered": True,
+                "epoch": epoch,
+                "offset": 1,
+                "missed": 50,
+            }
+            assert [await receive(again) for _ in range(50)] == expected
+            assert await receive(again) == {"joined": "room-r"}
+            await asyncio.to_thread(broadcast_texts, "room-r", ["live"])
+            live = {"group": "room-r", "epoch": epoch, "offset": 52, "data": {"text": "live"}}
+            assert await receive(again) == live
+            assert await receive(stays) == live
+            await nothing_more(again)
+            await nothing_more(stays)
+
+
+async def test_redis_lost_keys_give_a_new_epoch_and_no_replay(
+    redis_history: tuple[LiveServer, LiveServer], private_redis: PrivateRedis
+) -> None:
+    _, b = redis_history
+    await asyncio.to_thread(broadcast_texts, "room-k", ["1", "2"])
+    old, _ = django_ws.position_sync("room-k")
+    with redis.Redis.from_url(private_redis.url) as other:
+        assert other.delete(*other.keys("*room-k*")) == 3
+    url = b.ws_url("/room/room-k" + offering("room-k", old, 1))
+    async with connect(url, open_timeout=5) as member:
+        frame = await receive(member)
+        assert frame["epoch"] != old
+        assert frame == {
+            "group": "room-k",
+            "recovered": False,
+            "epoch": frame["epoch"],
+            "offset": 0,
+            "missed": 0,
+        }
+        assert await receive(member) == {"joined": "room-k"}
+        await nothing_more(member)
+
+
+async def test_redis_a_gap_longer_than_the_history_gives_no_replay(
+    redis_history: tuple[LiveServer, LiveServer],
+) -> None:
+    a, _ = redis_history
+    await asyncio.to_thread(broadcast_texts, "small-t", [str(n) for n in range(1, 9)])
+    epoch, offset = django_ws.position_sync("small-t")
+    assert offset == 8
+    url = a.ws_url("/room/small-t" + offering("small-t", epoch, 2))  # 3..8: SIZE is 5
+    async with connect(url, open_timeout=5) as member:
+        assert await receive(member) == {
+            "group": "small-t",
+            "recovered": False,
+            "epoch": epoch,
+            "offset": 8,
+            "missed": 0,
+        }
+        assert await receive(member) == {"joined": "small-t"}
+        await nothing_more(member)
+
+
+async def nothing_more(ws: ClientConnection) -> None:
+    try:
+        extra = await asyncio.wait_for(ws.recv(), 0.3)
+    except asyncio.TimeoutError:
+        extra = None
+    assert extra is None
