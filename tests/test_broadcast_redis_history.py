@@ -293,3 +293,35 @@ async def test_redis_down_raises_broadcast_error_within_the_timeout(
     finally:
         await backend.stop()
 
+
+
+async def test_after_redis_restarts_empty_members_start_over_at_the_new_epoch(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    backend = use(settings, private_redis.url)
+    try:
+        async with room_client().connect("/class/room-a") as member:
+            await joined(member)
+            old, _ = await django_ws.position("room-a")
+            await say("room-a", 1)
+            assert await member.receive_json() == frame("room-a", old, 1, {"n": 1})
+            await asyncio.to_thread(private_redis.stop)
+            await asyncio.to_thread(private_redis.start)
+            deadline = time.monotonic() + 10
+            while True:  # the publisher retries until Redis answers
+                try:
+                    await say("room-a", 2)
+                    break
+                except BroadcastError:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+            await say("room-a", 3)
+            start = await member.receive_json()
+            epoch = start["epoch"]
+            assert epoch != old
+            assert start == recovered("room-a", False, epoch, 0, 0)
+            assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 2})
+            assert await member.receive_json() == frame("room-a", epoch, 2, {"n": 3})
+            await member.assert_nothing_received(0.1)
+    finally:
+        await backend.stop()

@@ -397,7 +397,7 @@ class RedisBackend(BaseBackend):
             return
         self.deliver_local(group, message, exclude)
         payload = encode_payload(message, exclude, process_id())
-        channel = self.channel(group)
+        channel = self._channel_prefix + group.encode()
         await self._call(lambda client: client.publish(channel, payload))
 
     def publish_sync(
@@ -411,7 +411,7 @@ class RedisBackend(BaseBackend):
                 return
             self.deliver_local(group, message, exclude)
             payload = encode_payload(message, exclude, process_id())
-            self._sync().publish(self.channel(group), payload)
+            self._sync().publish(self._channel_prefix + group.encode(), payload)
         except (RedisError, OSError) as error:
             raise BroadcastError(
                 f"Redis at {_redacted(self.location)} did not answer within "
@@ -434,7 +434,7 @@ class RedisBackend(BaseBackend):
             new_epoch(),
             redis_history.ttl_ms(policy),
             policy.size,
-            self.channel(group),
+            redis_history.channel(self.prefix, group),
             process_id(),
             ",".join(sorted(exclude)),
             message["text"],
@@ -537,40 +537,51 @@ class RedisBackend(BaseBackend):
         event = envelope(group_json(group), epoch, offset, data)
         self.deliver_history(group, offset, event, exclude)
 
+    async def _read_for_repair(
+        self, group: str, first: int
+    ) -> tuple[HistoryPolicy, redis_history.Held] | None:
+        policy = self.history_policy(group)
+        if policy is None or group not in self.groups:
+            return None
+        try:
+            held = await self._read(group, policy, first)
+        except BroadcastError as error:
+            logger.warning("Reading the history of %r failed: %s", group, error)
+            return None
+        return (policy, held) if group in self.groups else None
+
     async def _repair(self, group: str, after: int, epoch: str, upto: int) -> None:
         """Deliver ``group``'s offsets ``after + 1 .. upto`` of ``epoch`` from the stream.
 
         When the stream no longer holds all of them, the members get the
         ``recovered: false`` frame at ``(epoch, upto)`` instead.
         """
-        policy = self.history_policy(group)
-        held = None
-        if policy is not None and group in self.groups:
-            try:
-                held = await self._read(group, policy, after + 1)
-            except BroadcastError as error:
-                logger.warning("Reading the history of %r failed: %s", group, error)
-        if group not in self.groups:
+        found = await self._read_for_repair(group, after + 1)
+        if found is None:
+            if group in self.groups:
+                self._lost_history(group, epoch, upto)
             return
-        if held is not None and held.epoch == epoch and policy is not None:
-            oldest = held.now_ms - redis_history.ttl_ms(policy)
-            wanted = [
-                entry
-                for entry in held.entries
-                if entry[0] <= upto and entry[3] >= oldest
-            ]
-            if [entry[0] for entry in wanted] == list(range(after + 1, upto + 1)):
-                if after == 0:
-                    self.restart_floors(group)
-                for offset, data, exclude, _ in wanted:
-                    self._deliver_published(group, epoch, offset, data, exclude)
-                return
-        self._lost_history(group, epoch, upto)
+        policy, held = found
+        entries = None
+        if held.epoch == epoch:
+            entries = redis_history.held_range(policy, held, after, upto)
+        if entries is None:
+            self._lost_history(group, epoch, upto)
+            return
+        if after == 0:
+            self.restart_floors(group)  # a new epoch: offsets start over
+        self._deliver_entries(group, epoch, entries)
+
+    def _deliver_entries(
+        self, group: str, epoch: str, entries: list[redis_history.HeldEntry]
+    ) -> None:
+        for offset, data, exclude, _ in entries:
+            self._deliver_published(group, epoch, offset, data, exclude)
 
     def _lost_history(self, group: str, epoch: str, offset: int) -> None:
         logger.warning(
-            "Group %r missed messages that its history no longer holds; its "
-            "members here get 'recovered: false'",
+            "Group %r may have missed messages that its history does not hold; "
+            "its members here get 'recovered: false'",
             group,
         )
         self.restart_floors(group)
@@ -580,20 +591,37 @@ class RedisBackend(BaseBackend):
             member.send_event(event)
 
     async def _repair_after_reconnect(self) -> None:
-        """Deliver what each subscribed history group published while away."""
+        """Deliver what each subscribed history group published while away.
+
+        When the group's epoch changed meanwhile (Redis restarted empty, or the
+        history expired), what the old epoch got after the last delivery is
+        unknown: the members get ``recovered: false`` at the new epoch's start,
+        then its messages if the stream holds them all.
+        """
         for group, (epoch, offset) in list(self._delivered.items()):
-            policy = self.history_policy(group)
-            if policy is None or group not in self.groups:
+            found = await self._read_for_repair(group, offset + 1)
+            if found is None:
                 continue
-            try:
-                held = await self._read(group, policy, 0)
-            except BroadcastError as error:
-                logger.warning("Reading the history of %r failed: %s", group, error)
+            policy, held = found
+            if held.epoch == epoch:
+                if held.offset > offset:
+                    entries = redis_history.held_range(policy, held, offset, held.offset)
+                    if entries is None:
+                        self._lost_history(group, epoch, held.offset)
+                    else:
+                        self._deliver_entries(group, epoch, entries)
                 continue
-            if held.epoch != epoch:
+            if offset + 1 != 1 and held.offset > 0:
+                found = await self._read_for_repair(group, 1)
+                if found is None:
+                    continue
+                policy, held = found
+            entries = redis_history.held_range(policy, held, 0, held.offset)
+            if entries is None:
                 self._lost_history(group, held.epoch, held.offset)
-            elif held.offset > offset:
-                await self._repair(group, offset, epoch, held.offset)
+            else:
+                self._lost_history(group, held.epoch, 0)
+                self._deliver_entries(group, held.epoch, entries)
 
     async def _received(self, channel: bytes, payload: bytes) -> None:
         group = self._group_of(channel)

@@ -39,13 +39,14 @@ PUBLISH_SCRIPT = (
 local offset = redis.call('INCR', KEYS[2])
 local now = redis.call('TIME')
 local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], offset .. '-0',
-  'd', ARGV[7], 'x', ARGV[6], 't', ms)
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], string.format('%d-0', offset),
+  'd', ARGV[7], 'x', ARGV[6], 't', string.format('%d', ms))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
 redis.call('PUBLISH', ARGV[4],
-  'h' .. ARGV[5] .. '\\n' .. ARGV[6] .. '\\n' .. epoch .. '\\n' .. offset .. '\\n' .. ARGV[7])
+  'h' .. ARGV[5] .. '\\n' .. ARGV[6] .. '\\n' .. epoch .. '\\n' ..
+  string.format('%d', offset) .. '\\n' .. ARGV[7])
 return {epoch, offset}
 """
 )
@@ -61,7 +62,7 @@ local ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local entries = {}
 local first = tonumber(ARGV[3])
 if first > 0 and first <= offset then
-  entries = redis.call('XRANGE', KEYS[3], first .. '-0', '+')
+  entries = redis.call('XRANGE', KEYS[3], string.format('%d-0', first), '+')
 end
 return {epoch, offset, ms, entries}
 """
@@ -114,6 +115,10 @@ def decode_published(payload: bytes) -> Published:
     return Published(origin.decode(), excluded, epoch.decode(), int(offset), data.decode())
 
 
+#: A stream entry: offset, data (encoded JSON), excluded ids, publish time in ms.
+HeldEntry = tuple[int, str, frozenset[str], int]
+
+
 @dataclass(frozen=True)
 class Held:
     """What ``READ_SCRIPT`` found: the position, the time, the entries asked for."""
@@ -121,7 +126,18 @@ class Held:
     epoch: str
     offset: int
     now_ms: int
-    entries: tuple[tuple[int, str, frozenset[str], int], ...]
+    entries: tuple[HeldEntry, ...]
+
+
+def held_range(
+    policy: HistoryPolicy, held: Held, after: int, upto: int
+) -> list[HeldEntry] | None:
+    """Return the entries ``after + 1 .. upto`` if ``held`` has every one, else ``None``."""
+    oldest = held.now_ms - ttl_ms(policy)
+    wanted = [e for e in held.entries if e[0] <= upto and e[3] >= oldest]
+    if [entry[0] for entry in wanted] != list(range(after + 1, upto + 1)):
+        return None
+    return wanted
 
 
 def decode_read(reply: Any) -> Held:
@@ -156,9 +172,8 @@ def recovery(
         return Recovery(False, held.epoch, current)
     if offset == current:
         return Recovery(True, held.epoch, offset)
-    oldest = held.now_ms - ttl_ms(policy)
-    kept = [entry for entry in held.entries if entry[3] >= oldest]
-    if len(kept) != current - offset or kept[0][0] != offset + 1:
+    kept = held_range(policy, held, offset, current)
+    if kept is None:
         return Recovery(False, held.epoch, current)  # part of the gap is gone
     encoded = group_json(group)
     return Recovery(
