@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
@@ -224,6 +225,79 @@ async def test_redis_a_gap_longer_than_the_history_gives_no_replay(
         }
         assert await receive(member) == {"joined": "small-t"}
         await nothing_more(member)
+
+
+def publish_retrying(group: str, texts: list[str], deadline: float) -> None:
+    """Broadcast each text, retrying on ``BroadcastError``, as a careful publisher would."""
+    for text in texts:
+        while True:
+            try:
+                django_ws.broadcast_sync(group, {"text": text})
+                break
+            except django_ws.BroadcastError:
+                assert time.monotonic() < deadline, "Redis did not come back"
+                time.sleep(0.05)
+
+
+async def frames_until(ws: ClientConnection, last: str) -> list[Any]:
+    frames = []
+    while True:
+        frame = await receive(ws)
+        frames.append(frame)
+        if frame.get("data") == {"text": last}:
+            return frames
+
+
+async def test_redis_restarted_mid_stream_members_get_every_accepted_message_once(
+    redis_history: tuple[LiveServer, LiveServer], private_redis: PrivateRedis
+) -> None:
+    a, b = redis_history
+    async with (
+        connect(a.ws_url("/room/room-s"), open_timeout=5) as on_a,
+        connect(b.ws_url("/room/room-s"), open_timeout=5) as on_b,
+    ):
+        for member in (on_a, on_b):
+            assert await receive(member) == {"joined": "room-s"}
+        texts = [str(n) for n in range(1, 61)]
+        deadline = time.monotonic() + 30
+        await asyncio.to_thread(publish_retrying, "room-s", texts[:20], deadline)
+        await asyncio.to_thread(private_redis.stop)
+
+        async def restart() -> None:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(private_redis.start)
+
+        restarting = asyncio.create_task(restart())
+        await asyncio.to_thread(publish_retrying, "room-s", texts[20:], deadline)
+        await restarting
+        for member in (on_a, on_b):
+            frames = await frames_until(member, "60")
+            old = frames[0]["epoch"]
+            assert frames[:20] == [
+                {"group": "room-s", "epoch": old, "offset": n, "data": {"text": str(n)}}
+                for n in range(1, 21)
+            ]
+            new = frames[20]["epoch"]
+            assert new != old  # the private Redis keeps nothing across a restart
+            assert frames[20:] == [
+                {
+                    "group": "room-s",
+                    "recovered": False,
+                    "epoch": new,
+                    "offset": 0,
+                    "missed": 0,
+                },
+                *(
+                    {
+                        "group": "room-s",
+                        "epoch": new,
+                        "offset": n - 20,
+                        "data": {"text": str(n)},
+                    }
+                    for n in range(21, 61)
+                ),
+            ]
+            await nothing_more(member)
 
 
 async def nothing_more(ws: ClientConnection) -> None:
