@@ -325,3 +325,36 @@ async def test_after_redis_restarts_empty_members_start_over_at_the_new_epoch(
             await member.assert_nothing_received(0.1)
     finally:
         await backend.stop()
+
+
+async def test_joining_while_redis_is_down_neither_fails_nor_waits(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    backend = use(settings, private_redis.url)
+    try:
+        epoch, _ = await django_ws.position("room-a")
+        await say("room-a", 1)
+        await asyncio.to_thread(private_redis.stop)
+        offered = since({"room-a": [epoch, 0]})
+        client = room_client()
+        async with (
+            client.connect("/class/room-a", query_string=offered) as recovering,
+            client.connect("/class/room-a") as plain,
+        ):
+            assert await recovering.receive_json() == recovered(
+                "room-a", False, epoch, 0, 0
+            )
+            assert await recovering.receive_json() == {"joined": "room-a"}
+            assert await plain.receive_json() == {"joined": "room-a"}
+            await asyncio.to_thread(private_redis.start)
+            # Back, Redis is empty: both learn the new epoch, unrecovered.
+            for member in (recovering, plain):
+                start = await member.receive_json(timeout=10)
+                assert start == recovered("room-a", False, start["epoch"], 0, 0)
+            await say("room-a", 2)
+            for member in (recovering, plain):
+                assert await member.receive_json() == frame(
+                    "room-a", start["epoch"], 1, {"n": 2}
+                )
+    finally:
+        await backend.stop()

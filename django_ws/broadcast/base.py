@@ -196,7 +196,7 @@ class BaseBackend:
             await self._add(group, connection)
             offered = connection.offered_position(group)
             if offered is None:
-                _, state.floor = await self.position(group)
+                state.floor = await self.join_floor(group)
             else:
                 recovery = await self.recover(group, policy, offered)
                 await self._replay(group, connection, recovery, state)
@@ -238,6 +238,11 @@ class BaseBackend:
     ) -> Recovery:
         """Return what ``group``'s history holds after the ``offered`` position."""
         raise NotImplementedError(f"{type(self).__name__} keeps no group history")
+
+    async def join_floor(self, group: str) -> int:
+        """Return the offset a member joining ``group`` without a position starts after."""
+        _, offset = await self.position(group)
+        return offset
 
     async def position(self, group: str) -> tuple[str, int]:
         """Return ``group``'s current ``(epoch, offset)``."""

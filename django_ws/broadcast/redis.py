@@ -59,6 +59,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 #: The first reconnection waits about this long; each failure doubles it.
 RECONNECT_MIN = 0.1
 
+#: Where a history group's deliveries are when its members joined without Redis.
+UNKNOWN = ("", -1)
+
 #: Errors that mean "Redis is not reachable right now".
 UNREACHABLE = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -479,8 +482,32 @@ class RedisBackend(BaseBackend):
     async def recover(
         self, group: str, policy: HistoryPolicy, offered: tuple[str, int]
     ) -> Recovery:
-        held = await self._read(group, policy, offered[1] + 1)
+        """Read what ``group`` holds after ``offered``; ``recovered: false`` if Redis is away.
+
+        A join never fails for Redis: without it, the member gets the offered
+        position back, unrecovered, and live messages once Redis is back.
+        """
+        try:
+            held = await self._read(group, policy, offered[1] + 1)
+        except BroadcastError as error:
+            logger.warning("Recovering the history of %r failed: %s", group, error)
+            self._position_unknown(group)
+            return Recovery(False, offered[0], offered[1])
         return redis_history.recovery(group, policy, held, offered)
+
+    async def join_floor(self, group: str) -> int:
+        try:
+            return await super().join_floor(group)
+        except BroadcastError as error:
+            logger.warning("Reading the position of %r failed: %s", group, error)
+            self._position_unknown(group)
+            return -1  # nothing to filter: every message once Redis is back
+
+    def _position_unknown(self, group: str) -> None:
+        # Members joined without a position: once the subscription is back,
+        # what was published before it is unknown to them.
+        if group in self.groups:
+            self._delivered.setdefault(group, UNKNOWN)
 
     async def position(self, group: str) -> tuple[str, int]:
         policy = self._policy_of(group)
@@ -517,6 +544,8 @@ class RedisBackend(BaseBackend):
             logger.warning("Ignored a malformed broadcast to history group %r", group)
             return
         last = self._delivered.get(group)
+        if last == UNKNOWN:
+            last = None  # the first message received sets where deliveries are
         if last is not None and last[0] == message.epoch:
             if message.offset <= last[1]:
                 return  # delivered already (by a repair)
@@ -603,6 +632,9 @@ class RedisBackend(BaseBackend):
             if found is None:
                 continue
             policy, held = found
+            if (epoch, offset) == UNKNOWN:
+                self._lost_history(group, held.epoch, held.offset)
+                continue
             if held.epoch == epoch:
                 if held.offset > offset:
                     entries = redis_history.held_range(policy, held, offset, held.offset)
