@@ -643,7 +643,7 @@ class RedisBackend(BaseBackend):
                     else:
                         self._deliver_entries(group, epoch, entries)
                 continue
-            if offset + 1 != 1 and held.offset > 0:
+            if offset > 0 and held.offset > 0:  # read from the epoch's start
                 found = await self._read_for_repair(group, 1)
                 if found is None:
                     continue
