@@ -23,7 +23,7 @@ from django_ws.broadcast.redis import RedisBackend
 from django_ws.broadcast.redis_history import PUBLISH_SCRIPT, keys
 from django_ws.exceptions import BroadcastError
 from django_ws.testing import WebSocketTestConnection
-from tests.broadcast_support import joined, room_client
+from tests.broadcast_support import connections, joined, room_client
 from tests.live_server import PrivateRedis
 from tests.test_broadcast_redis import command_calls, delta
 from tests.test_history_groups import (  # noqa: F401 - run again over Redis
@@ -358,3 +358,49 @@ async def test_joining_while_redis_is_down_neither_fails_nor_waits(
                 )
     finally:
         await backend.stop()
+
+
+async def test_a_late_channel_copy_of_a_replayed_message_is_not_sent_twice(
+    backend: RedisBackend, other: redis.Redis
+) -> None:
+    client = room_client()
+    async with client.connect("/class/room-a") as first:
+        await joined(first)
+        epoch, _ = await django_ws.position("room-a")
+        await say("room-a", 1)
+        assert await first.receive_json() == frame("room-a", epoch, 1, {"n": 1})
+        publish_unseen(other, backend, "room-a", 2, 3)  # their copies come late
+        offered = since({"room-a": [epoch, 1]})
+        async with client.connect("/class/room-a", query_string=offered) as second:
+            assert await second.receive_json() == recovered("room-a", True, epoch, 1, 2)
+            assert await second.receive_json() == frame("room-a", epoch, 2, {"n": 2})
+            assert await second.receive_json() == frame("room-a", epoch, 3, {"n": 3})
+            assert await second.receive_json() == {"joined": "room-a"}
+            channel = backend.channel("room-a")
+            for number in (2, 3):  # what PUBLISH_SCRIPT sent for them
+                payload = f'helsewhere\n\n{epoch}\n{number}\n{{"n":{number}}}'
+                assert other.publish(channel, payload) == 1
+            await say("room-a", 4)
+            for number in (2, 3, 4):
+                assert await first.receive_json() == frame(
+                    "room-a", epoch, number, {"n": number}
+                )
+            assert await second.receive_json() == frame("room-a", epoch, 4, {"n": 4})
+            await first.assert_nothing_received(0.1)
+            await second.assert_nothing_received(0.1)
+
+
+async def test_exclude_works_in_a_group_with_history(backend: RedisBackend) -> None:
+    client = room_client()
+    url = "/class/room-a"
+    async with (
+        client.connect(url, query_string={"name": "a"}) as a,
+        client.connect(url, query_string={"name": "b"}) as b,
+    ):
+        await joined(a), await joined(b)
+        epoch, _ = await django_ws.position("room-a")
+        await django_ws.broadcast("room-a", {"n": 1}, exclude=connections["a"])
+        await say("room-a", 2)
+        assert await a.receive_json() == frame("room-a", epoch, 2, {"n": 2})
+        assert await b.receive_json() == frame("room-a", epoch, 1, {"n": 1})
+        assert await b.receive_json() == frame("room-a", epoch, 2, {"n": 2})
