@@ -25,7 +25,11 @@ from django_ws.exceptions import BroadcastError
 from django_ws.testing import WebSocketTestConnection
 from tests.broadcast_support import connections, joined, room_client
 from tests.live_server import PrivateRedis
-from tests.test_broadcast_redis import command_calls, delta
+from tests.test_broadcast_redis import (  # noqa: F401 - a fixture
+    command_calls,
+    delta,
+    silent_redis,
+)
 from tests.test_history_groups import (  # noqa: F401 - run again over Redis
     frame,
     member_of_room_a,
@@ -52,13 +56,18 @@ from tests.test_history_groups import (  # noqa: F401 - run again over Redis
 HISTORY = {"room-*": {"SIZE": 5, "TTL": 600}}
 
 
-def use(settings: Any, location: str, history: dict[str, Any] = HISTORY) -> RedisBackend:
+def use(
+    settings: Any,
+    location: str,
+    history: dict[str, Any] = HISTORY,
+    timeout: float = 1,
+) -> RedisBackend:
     settings.WS_BROADCAST = {
         "BACKEND": "django_ws.broadcast.RedisBackend",
         "LOCATION": location,
         "OPTIONS": {
             "PREFIX": f"test-{uuid.uuid4().hex[:8]}",
-            "TIMEOUT": 1,
+            "TIMEOUT": timeout,
             "PRESENCE_TTL": 600,
             "RECONNECT_MAX": 0.2,
         },
@@ -404,3 +413,28 @@ async def test_exclude_works_in_a_group_with_history(backend: RedisBackend) -> N
         assert await a.receive_json() == frame("room-a", epoch, 2, {"n": 2})
         assert await b.receive_json() == frame("room-a", epoch, 1, {"n": 1})
         assert await b.receive_json() == frame("room-a", epoch, 2, {"n": 2})
+
+
+async def test_a_hung_redis_never_hangs_a_history_broadcast_nor_a_join(
+    settings: Any, silent_redis: str
+) -> None:
+    backend = use(settings, silent_redis, timeout=0.3)
+    try:
+        offered = since({"room-a": ["some-epoch", 3]})
+        started = time.monotonic()
+        async with room_client().connect("/class/room-a", query_string=offered) as m:
+            assert await m.receive_json() == recovered(
+                "room-a", False, "some-epoch", 3, 0
+            )
+            assert await m.receive_json() == {"joined": "room-a"}
+            message = "did not answer within 0.3 s"
+            with pytest.raises(BroadcastError, match=message):
+                await say("room-a", 1)
+            with pytest.raises(BroadcastError, match=message):
+                await asyncio.to_thread(django_ws.broadcast_sync, "room-a", {"n": 2})
+            with pytest.raises(BroadcastError, match=message):
+                await django_ws.position("room-a")
+            await m.assert_nothing_received(0.1)
+        assert time.monotonic() - started < 5
+    finally:
+        await backend.stop()
