@@ -240,7 +240,7 @@ class BaseBackend:
         raise NotImplementedError(f"{type(self).__name__} keeps no group history")
 
     async def join_floor(self, group: str) -> int:
-        """Return the offset a member joining ``group`` without a position starts after."""
+        """Return the offset after which a member joining ``group`` gets messages."""
         _, offset = await self.position(group)
         return offset
 

@@ -456,9 +456,9 @@ class RedisBackend(BaseBackend):
     ) -> Any:
         sha = redis_history.sha(script)
         try:
-            return await client.evalsha(sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call,unused-ignore]
+            return await client.evalsha(sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await client.eval(script, len(keys), *keys, *args)  # type: ignore[no-untyped-call,unused-ignore]
+            return await client.eval(script, len(keys), *keys, *args)
 
     def _run_sync(self, script: str, keys: list[str], args: list[Any]) -> Any:
         client, sha = self._sync(), redis_history.sha(script)
@@ -472,7 +472,9 @@ class RedisBackend(BaseBackend):
     ) -> redis_history.Held:
         keys, args = self._read_arguments(group, policy, first)
         reply = await self._call(
-            lambda client: self._run_async(client, redis_history.READ_SCRIPT, keys, args)
+            lambda client: self._run_async(
+                client, redis_history.READ_SCRIPT, keys, args
+            )
         )
         held = redis_history.decode_read(reply)
         if group in self.groups:  # where this process's deliveries start
@@ -482,7 +484,7 @@ class RedisBackend(BaseBackend):
     async def recover(
         self, group: str, policy: HistoryPolicy, offered: tuple[str, int]
     ) -> Recovery:
-        """Read what ``group`` holds after ``offered``; ``recovered: false`` if Redis is away.
+        """Read what ``group`` holds after ``offered`` (unrecovered if Redis is away).
 
         A join never fails for Redis: without it, the member gets the offered
         position back, unrecovered, and live messages once Redis is back.
@@ -580,7 +582,7 @@ class RedisBackend(BaseBackend):
         return (policy, held) if group in self.groups else None
 
     async def _repair(self, group: str, after: int, epoch: str, upto: int) -> None:
-        """Deliver ``group``'s offsets ``after + 1 .. upto`` of ``epoch`` from the stream.
+        """Deliver offsets ``after + 1 .. upto`` of ``epoch`` from ``group``'s stream.
 
         When the stream no longer holds all of them, the members get the
         ``recovered: false`` frame at ``(epoch, upto)`` instead.
@@ -637,7 +639,9 @@ class RedisBackend(BaseBackend):
                 continue
             if held.epoch == epoch:
                 if held.offset > offset:
-                    entries = redis_history.held_range(policy, held, offset, held.offset)
+                    entries = redis_history.held_range(
+                        policy, held, offset, held.offset
+                    )
                     if entries is None:
                         self._lost_history(group, epoch, held.offset)
                     else:

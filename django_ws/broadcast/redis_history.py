@@ -107,12 +107,14 @@ class Published:
 
 
 def decode_published(payload: bytes) -> Published:
-    """Unpack the payload ``PUBLISH_SCRIPT`` sends; raise ``ValueError`` if malformed."""
+    """Unpack what ``PUBLISH_SCRIPT`` publishes; raise ``ValueError`` if malformed."""
     if payload[:1] != b"h":
         raise ValueError("not a history payload")
     origin, exclude, epoch, offset, data = payload[1:].split(b"\n", 4)
     excluded = frozenset(exclude.decode().split(",")) if exclude else frozenset()
-    return Published(origin.decode(), excluded, epoch.decode(), int(offset), data.decode())
+    return Published(
+        origin.decode(), excluded, epoch.decode(), int(offset), data.decode()
+    )
 
 
 #: A stream entry: offset, data (encoded JSON), excluded ids, publish time in ms.
@@ -132,7 +134,7 @@ class Held:
 def held_range(
     policy: HistoryPolicy, held: Held, after: int, upto: int
 ) -> list[HeldEntry] | None:
-    """Return the entries ``after + 1 .. upto`` if ``held`` has every one, else ``None``."""
+    """Return entries ``after + 1 .. upto`` if ``held`` has them all, else ``None``."""
     oldest = held.now_ms - ttl_ms(policy)
     wanted = [e for e in held.entries if e[0] <= upto and e[3] >= oldest]
     if [entry[0] for entry in wanted] != list(range(after + 1, upto + 1)):

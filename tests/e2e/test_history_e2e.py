@@ -156,14 +156,20 @@ async def test_redis_a_member_moving_to_another_process_gets_exactly_what_it_mis
         await asyncio.to_thread(broadcast_texts, "room-r", ["0"])
         first = await receive(leaves)
         epoch = first["epoch"]
-        assert first == {"group": "room-r", "epoch": epoch, "offset": 1, "data": {"text": "0"}}
+        assert first == {
+            "group": "room-r",
+            "epoch": epoch,
+            "offset": 1,
+            "data": {"text": "0"},
+        }
     expected = [
         {"group": "room-r", "epoch": epoch, "offset": n + 1, "data": {"text": str(n)}}
         for n in range(1, 51)
     ]
     async with connect(a.ws_url("/room/room-r"), open_timeout=5) as stays:
         assert await receive(stays) == {"joined": "room-r"}
-        await asyncio.to_thread(broadcast_texts, "room-r", [str(n) for n in range(1, 51)])
+        fifty = [str(n) for n in range(1, 51)]
+        await asyncio.to_thread(broadcast_texts, "room-r", fifty)
         assert [await receive(stays) for _ in range(50)] == expected
         url = b.ws_url("/room/room-r" + offering("room-r", epoch, 1))
         async with connect(url, open_timeout=5) as again:
@@ -177,7 +183,12 @@ async def test_redis_a_member_moving_to_another_process_gets_exactly_what_it_mis
             assert [await receive(again) for _ in range(50)] == expected
             assert await receive(again) == {"joined": "room-r"}
             await asyncio.to_thread(broadcast_texts, "room-r", ["live"])
-            live = {"group": "room-r", "epoch": epoch, "offset": 52, "data": {"text": "live"}}
+            live = {
+                "group": "room-r",
+                "epoch": epoch,
+                "offset": 52,
+                "data": {"text": "live"},
+            }
             assert await receive(again) == live
             assert await receive(stays) == live
             await nothing_more(again)
@@ -228,7 +239,7 @@ async def test_redis_a_gap_longer_than_the_history_gives_no_replay(
 
 
 def publish_retrying(group: str, texts: list[str], deadline: float) -> None:
-    """Broadcast each text, retrying on ``BroadcastError``, as a careful publisher would."""
+    """Broadcast each text, retrying on ``BroadcastError`` as careful publishers do."""
     for text in texts:
         while True:
             try:
