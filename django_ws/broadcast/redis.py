@@ -61,6 +61,12 @@ RECONNECT_MIN = 0.1
 
 #: Where a history group's deliveries are when its members joined without Redis.
 UNKNOWN = ("", -1)
+#: Where they are when a repair could not read the history: the next message
+#: first tells the members ``recovered: false``.
+LOST = ("", -2)
+#: Reads of a history after a reconnect: the first may meet a pooled connection
+#: to the Redis that went away ("Connection closed by server"), so one more try.
+REPAIR_READ_ATTEMPTS = 2
 
 #: Errors that mean "Redis is not reachable right now".
 UNREACHABLE = (RedisError, OSError, asyncio.TimeoutError)
@@ -548,6 +554,9 @@ class RedisBackend(BaseBackend):
         last = self._delivered.get(group)
         if last == UNKNOWN:
             last = None  # the first message received sets where deliveries are
+        elif last == LOST:  # a repair could not read what was missed: say so
+            self._lost_history(group, message.epoch, message.offset - 1)
+            last = None
         if last is not None and last[0] == message.epoch:
             if message.offset <= last[1]:
                 return  # delivered already (by a repair)
@@ -574,12 +583,22 @@ class RedisBackend(BaseBackend):
         policy = self.history_policy(group)
         if policy is None or group not in self.groups:
             return None
-        try:
-            held = await self._read(group, policy, first)
-        except BroadcastError as error:
-            logger.warning("Reading the history of %r failed: %s", group, error)
-            return None
-        return (policy, held) if group in self.groups else None
+        for attempt in range(1, REPAIR_READ_ATTEMPTS + 1):
+            try:
+                held = await self._read(group, policy, first)
+            except BroadcastError as error:
+                logger.warning(
+                    "Reading the history of %r failed (try %d of %d): %s",
+                    group,
+                    attempt,
+                    REPAIR_READ_ATTEMPTS,
+                    error,
+                )
+                continue
+            return (policy, held) if group in self.groups else None
+        if group in self.groups:
+            self._delivered[group] = LOST
+        return None
 
     async def _repair(self, group: str, after: int, epoch: str, upto: int) -> None:
         """Deliver offsets ``after + 1 .. upto`` of ``epoch`` from ``group``'s stream.
