@@ -83,11 +83,21 @@ LOGOUT_REDIRECT_URL = "home"
 # seed README's AuthAsyncMiddleware); the chat adds LoginRequiredMiddleware.
 WS_MIDDLEWARE = ["django_ws.middleware.AuthMiddleware"]
 
+# Chat rooms (groups "chat.<room>") keep their last 200 messages for 10 minutes: a page
+# that reconnects, to this process or another one behind Redis, gets what it missed.
+CHAT_HISTORY = {"chat.*": {"SIZE": 200, "TTL": 600}}
 REDIS_URL = os.environ.get("DJANGO_WS_REDIS_URL")
 if REDIS_URL:
-    WS_BROADCAST = {"BACKEND": "django_ws.broadcast.RedisBackend", "LOCATION": REDIS_URL}
+    WS_BROADCAST = {
+        "BACKEND": "django_ws.broadcast.RedisBackend",
+        "LOCATION": REDIS_URL,
+        "HISTORY": CHAT_HISTORY,
+    }
 else:
-    WS_BROADCAST = {"BACKEND": "django_ws.broadcast.MemoryBackend"}
+    WS_BROADCAST = {
+        "BACKEND": "django_ws.broadcast.MemoryBackend",
+        "HISTORY": CHAT_HISTORY,
+    }
 
 LOGGING = {
     "version": 1,
