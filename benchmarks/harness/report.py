@@ -201,6 +201,9 @@ HOW_IT_IS_MEASURED = [
     "target, then run 2, ...), in alternating order (forward, then backward) so that a "
     "drift in the machine's speed does not favour whichever target comes first; medians "
     "of 5 runs (idle memory: 3). Ratios are between numbers of the same invocation.",
+    "- The group history scenarios that follow a replay (`history-recovery`) or fill a "
+    "history (`history-memory`) use a Python client instead "
+    "(`benchmarks/history_client.py`, websockets), pinned to core 1 too.",
     "- Traffic stays on 127.0.0.1. The loadgen's framing is checked by "
     "`benchmarks/loadgen/selftest.py` before every invocation, and every echo is checked "
     "(`errors` counts connect/handshake/protocol errors, wrong echoes, unexpected closes "
