@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from ..common import APPS, HERE, LOADGEN_CPU, BenchError
 from ..context import Context
@@ -28,7 +28,7 @@ def history_client(
     target: Target,
     args: list[str],
     timeout: float,
-    on_event: Any = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``history_client.py`` pinned to the load generator's core."""
     cmd = [
