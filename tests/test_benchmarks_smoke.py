@@ -58,7 +58,10 @@ def test_every_benchmark_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
     report = (tmp_path / "benchmarks.md").read_text()
     for heading in ("## Ping-pong", "## Connection churn", "## Idle memory", "## Broadcast"):
         assert heading in report
+    for heading in ("## Broadcast to a group with history", "## Recovering missed"):
+        assert heading in report
     assert "`djangows`" in report and "`djangows-dsl`" in report
+    assert "`djangows-history`" in report
     assert hashlib.sha256(published.read_bytes()).hexdigest() == before
     results = json.loads((tmp_path / "benchmarks.json").read_text())
     assert results["meta"]["smoke"] is True

@@ -22,11 +22,14 @@ def dsl():
     ws(); from django_ws.decorators import ws_route
 def bc():
     ws(); import django_ws; django_ws.broadcast; django_ws.broadcast_sync
+def history():
+    bc(); importlib.import_module("django_ws.broadcast.history").HistoryStore
 def bc_redis():
     bc(); importlib.import_module("django_ws.broadcast.redis").RedisBackend
 probe("djangows", ws)
 probe("djangows-dsl", dsl)
 probe("djangows-broadcast", bc)
+probe("djangows-history", history)
 probe("djangows-redis", bc_redis)
 probe("channels", lambda: importlib.import_module("channels.generic.websocket"))
 probe("channels-redis", lambda: importlib.import_module("channels_redis.pubsub"))
@@ -38,6 +41,7 @@ PROBED = (
     "djangows",
     "djangows-dsl",
     "djangows-broadcast",
+    "djangows-history",
     "djangows-redis",
     "channels",
     "channels-redis",

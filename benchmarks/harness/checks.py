@@ -4,9 +4,12 @@ Each ``Goal`` compares ``target`` in one scenario's variant with ``other``.
 kind "ratio": target / other must be >= bound for higher-is-better scenarios and
 <= bound otherwise; "faster": other / target >= bound (times); "plus": target <=
 other + bound (KiB); "max": target's rss_after_kib <= bound (KiB); "publish":
-target's PUBLISH per broadcast == bound; "info": a ratio shown beside the
+target's PUBLISH per broadcast == bound; "evalsha": target's round trips to
+Redis per broadcast (commands sent by clients, from MONITOR) == bound, all of
+them EVALSHA; "info": a ratio shown beside the
 targets, with no bound in the issue; "linear": target's median in this variant
-over its median in the variant named by ``other`` <= bound.
+over its median in the variant named by ``other`` <= bound; "versus": the same
+ratio, shown, with no bound.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ GOALS = [
     Goal("broadcast-redis", "2 processes x 500 members", "djangows", "channels-redis", "faster", 10, ">= 10x faster than RedisChannelLayer"),
     Goal("broadcast-redis", "2 processes x 500 members", "djangows", "channels-pubsub", "faster", 10, ">= 10x faster than RedisPubSubChannelLayer"),
     Goal("broadcast-redis", "2 processes x 500 members", "djangows", "", "publish", 1, "exactly 1 PUBLISH per broadcast"),
+    Goal("history-broadcast", "1,000 members", "djangows-history", "djangows", "ratio", 1.15, "with history <= 1.15x the time without"),
+    Goal("history-redis", "2 processes x 500 members", "djangows-history", "", "evalsha", 1, "with history: exactly 1 round trip (EVALSHA) per broadcast"),
+    Goal("history-redis", "2 processes x 500 members", "djangows-history", "djangows", "info", 0, "with history, against without"),
+    Goal("history-recovery", "1,000 missed messages", "djangows-history", "fresh join", "versus", 0, "connect to the last of 1,000 replayed frames, against a fresh join (connect to first live frame)"),
+    Goal("history-recovery", "1,000 missed messages", "djangows-history-redis", "fresh join", "versus", 0, "the same with RedisBackend"),
 ]
 # fmt: on
 
@@ -88,6 +96,12 @@ def _compared(goal: Goal, data: dict[str, Any]) -> tuple[str, bool]:
     if goal.kind == "max":
         value = mine.get("rss_after_kib", 0)
         return f"{value / 1024:,.0f} MiB", value <= bound
+    if goal.kind == "evalsha":
+        value = mine.get("round_trips_per_broadcast", 0)
+        sent = {k: v for k, v in mine.get("round_trips", {}).items() if v}
+        shown = ", ".join(f"{k} {v:g}" for k, v in sent.items()) or "none"
+        met = value == bound and set(sent) == {"evalsha"}
+        return f"{value:g} round trip per broadcast ({shown})", met
     value = mine.get("publish_per_broadcast", 0)  # publish
     return f"{value:g} PUBLISH per broadcast", value == bound
 
@@ -95,11 +109,16 @@ def _compared(goal: Goal, data: dict[str, Any]) -> tuple[str, bool]:
 def check(goal: Goal, variants: dict[str, Any]) -> tuple[str, str] | None:
     """What one goal measured and whether it is met; ``None`` if not run."""
     data = variants.get(goal.variant, {})
-    if goal.kind == "linear":
+    if goal.kind in ("linear", "versus"):
         smaller = variants.get(goal.other, {})
         if goal.target not in data or goal.target not in smaller:
             return None
         shown, met = _linear(goal, data, smaller)
+        if goal.kind == "versus":
+            mine = summarize(data[goal.target])["median"]
+            theirs = summarize(smaller[goal.target])["median"]
+            shown = f"{mine:.1f} ms, {shown}x a {goal.other} ({theirs:.1f} ms)"
+            return shown, "not a target"
     else:
         if goal.target not in data or (goal.other and goal.other not in data):
             return None

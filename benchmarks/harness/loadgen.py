@@ -1,7 +1,8 @@
 """The C load generator: built when its source is newer, self-tested, run pinned.
 
-``run_loadgen`` starts it on the load generator's core and reads its JSON lines;
-``echo_args`` and ``broadcast_args`` build its command lines.
+``run_loadgen`` starts it on the load generator's core and reads its JSON lines
+(``run_client``, which the Python clients share); ``echo_args`` and
+``broadcast_args`` build its command lines.
 """
 
 from __future__ import annotations
@@ -97,6 +98,21 @@ def run_loadgen(
         *("taskset", "-c", LOADGEN_CPU, str(LOADGEN), *args),
         *("--timeout", f"{timeout:.0f}"),
     ]
+    return run_client(cmd, timeout, on_event, "loadgen")
+
+
+def run_client(
+    cmd: list[str],
+    timeout: float,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    name: str,
+    **popen: Any,
+) -> dict[str, Any]:
+    """Run a client that prints JSON lines: ``{"event": ...}`` ones, then its result.
+
+    After each event line (and ``on_event``) the client is told to go on with a
+    line on its stdin; the result must say ``"ok": true``.
+    """
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE,
@@ -104,6 +120,7 @@ def run_loadgen(
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=raise_nofile,
+        **popen,
     )
     killer = threading.Timer(timeout + 20, proc.kill)  # belt and braces over --timeout
     killer.start()
@@ -129,11 +146,11 @@ def run_loadgen(
     if result is None:
         err = proc.stderr.read() if proc.stderr else ""
         raise BenchError(
-            f"loadgen gave no result (exit {proc.returncode}): {err.strip()}"
+            f"{name} gave no result (exit {proc.returncode}): {err.strip()[-400:]}"
         )
     if not result.get("ok"):
         raise BenchError(
-            f"loadgen failed: {result.get('error')}: {json.dumps(result)[:300]}"
+            f"{name} failed: {result.get('error')}: {json.dumps(result)[:300]}"
         )
     return result
 

@@ -24,6 +24,10 @@ class Params:
     redis_members_per_server: int = 500
     sync_calls: int = 5000
     sync_warmup: int = 200
+    history_members: int = 1000
+    history_missed: int = 1000  # within the targets' history SIZE (1,000)
+    history_repeats: int = 5  # recoveries and fresh joins per run
+    history_stored: int = 10000  # messages for the memory per stored message
 
 
 SMOKE = Params(
@@ -44,4 +48,8 @@ SMOKE = Params(
     redis_members_per_server=25,
     sync_calls=100,
     sync_warmup=10,
+    history_members=50,
+    history_missed=50,
+    history_repeats=2,
+    history_stored=200,
 )

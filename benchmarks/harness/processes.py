@@ -213,6 +213,27 @@ class RedisServer:
             raise BenchError(f"redis-cli {' '.join(args)}: {out.stderr}")
         return out.stdout
 
+    def monitor(self, out: Path) -> subprocess.Popen[Any]:
+        """Start ``redis-cli MONITOR`` into ``out``; return once it is monitoring.
+
+        Stop it with ``stop_process``. Each line names the client, or ``lua`` for a
+        command that a script ran (see ``client_commands``).
+        """
+        with open(out, "wb") as sink:
+            proc = subprocess.Popen(
+                ["redis-cli", "-h", HOST, "-p", str(self.port), "MONITOR"],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if out.read_bytes().startswith(b"OK"):
+                return proc
+            time.sleep(0.01)
+        stop_process(proc)
+        raise BenchError(f"redis-cli MONITOR did not start: {tail(out)}")
+
     def commandstats(self) -> dict[str, int]:
         stats = {}
         for line in self.cli("INFO", "commandstats").splitlines():
@@ -221,3 +242,21 @@ class RedisServer:
                 calls = dict(kv.split("=", 1) for kv in rest.split(","))["calls"]
                 stats[name[len("cmdstat_") :]] = int(calls)
         return stats
+
+
+def client_commands(monitor_log: Path) -> dict[str, int]:
+    """Count the commands that clients sent (round trips) in a MONITOR log.
+
+    Commands a Lua script ran are shown as ``[0 lua]`` and are left out;
+    ``config``, ``info`` and ``monitor`` (the runner's own) too.
+    """
+    counts: dict[str, int] = {}
+    for line in monitor_log.read_text(errors="replace").splitlines():
+        _, bracket, rest = line.partition(" [")
+        source, _, command = rest.partition("] ")
+        if not bracket or source.endswith(" lua") or not command.startswith('"'):
+            continue
+        name = command.split('"')[1].lower()
+        if name not in ("config", "info", "monitor"):
+            counts[name] = counts.get(name, 0) + 1
+    return counts

@@ -39,7 +39,7 @@ def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
             ("time to open N", lambda s: f"{s.get('open_s', 0):.1f} s"),
             LOADGEN_CPU,
         ]
-    if name == "broadcast":
+    if name in ("broadcast", "history-broadcast"):
         return [
             ("first receipt ms", lambda s: f"{s.get('first_ms', 0):.2f}"),
             LOADGEN_CPU,
@@ -53,6 +53,20 @@ def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
             ),
             LOADGEN_CPU,
         ]
+    if name == "history-redis":
+        return [
+            (
+                "round trips / broadcast",
+                lambda s: f"{s.get('round_trips_per_broadcast', 0):g}",
+            ),
+            (
+                "Redis commands / broadcast (scripts' included)",
+                lambda s: f"{s.get('commands_per_broadcast', 0):g}",
+            ),
+            LOADGEN_CPU,
+        ]
+    if name == "history-memory":
+        return [("RSS at N", lambda s: f"{s.get('rss_after_kib', 0) / 1024:,.0f} MiB")]
     if name == "sync-broadcast":
         return [("calls/s", lambda s: f"{s.get('calls_per_s', 0):,.0f}")]
     return []
@@ -112,6 +126,26 @@ def variant_table(name: str, variant: str, targets: dict[str, Any]) -> list[str]
     return lines + [""]
 
 
+def redis_commands_markdown(name: str, data: dict[str, Any]) -> list[str]:
+    """Redis commands per broadcast by command (and round trips, when counted)."""
+    kinds = [("commands", "Redis commands per broadcast, by command")]
+    if name == "history-redis":
+        kinds = [
+            ("round_trips", "Round trips per broadcast (commands clients sent)"),
+            ("commands", "Redis commands per broadcast, the scripts' own included"),
+        ]
+    lines = []
+    for key, title in kinds:
+        lines += [f"{title} (median over runs):", ""]
+        for targets in data["variants"].values():
+            for target, runs in targets.items():
+                counts = summarize(runs).get(key, {})
+                shown = ", ".join(f"{k} {v:g}" for k, v in counts.items() if v)
+                lines.append(f"- `{target}`: {shown or 'none'}")
+        lines.append("")
+    return lines
+
+
 def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
     scenario = SCENARIOS[name]
     better = "higher is better" if scenario.higher_is_better else "lower is better"
@@ -133,14 +167,8 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
     lines.append("")
     for variant, targets in data["variants"].items():
         lines += variant_table(name, variant, targets)
-    if name == "broadcast-redis":
-        lines += ["Redis commands per broadcast, by command (median over runs):", ""]
-        for targets in data["variants"].values():
-            for target, runs in targets.items():
-                commands = summarize(runs).get("commands", {})
-                shown = ", ".join(f"{k} {v:g}" for k, v in commands.items())
-                lines.append(f"- `{target}`: {shown or 'none'}")
-        lines.append("")
+    if name in ("broadcast-redis", "history-redis"):
+        lines += redis_commands_markdown(name, data)
     if data.get("errors"):
         lines += ["Failures:", ""]
         for target, errors in data["errors"].items():
@@ -173,6 +201,9 @@ HOW_IT_IS_MEASURED = [
     "target, then run 2, ...), in alternating order (forward, then backward) so that a "
     "drift in the machine's speed does not favour whichever target comes first; medians "
     "of 5 runs (idle memory: 3). Ratios are between numbers of the same invocation.",
+    "- The group history scenarios that follow a replay (`history-recovery`) or fill a "
+    "history (`history-memory`) use a Python client instead "
+    "(`benchmarks/history_client.py`, websockets), pinned to core 1 too.",
     "- Traffic stays on 127.0.0.1. The loadgen's framing is checked by "
     "`benchmarks/loadgen/selftest.py` before every invocation, and every echo is checked "
     "(`errors` counts connect/handshake/protocol errors, wrong echoes, unexpected closes "

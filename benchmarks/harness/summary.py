@@ -18,6 +18,8 @@ MEDIAN_FIELDS = (
     "calls_per_s",
     "open_s",
     "per_cpu_s",
+    "fresh_ms",
+    "round_trips_per_broadcast",
 )
 
 
@@ -35,12 +37,13 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = statistics.median(found)
     out["errors"] = sum(int(r.get("errors", 0)) for r in runs)
     out["missed"] = sum(int(r.get("missed", 0)) for r in runs)
-    commands = [r["commands"] for r in runs if r.get("commands")]
-    if commands:
-        names = sorted({k for c in commands for k in c})
-        out["commands"] = {
-            n: statistics.median(c.get(n, 0) for c in commands) for n in names
-        }
+    for key in ("commands", "round_trips"):  # per command: the median over runs
+        counts = [r[key] for r in runs if r.get(key)]
+        if counts:
+            names = sorted({k for c in counts for k in c})
+            out[key] = {
+                n: statistics.median(c.get(n, 0) for c in counts) for n in names
+            }
     return out
 
 

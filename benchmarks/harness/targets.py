@@ -113,6 +113,21 @@ DJANGOWS_102 = Target(
     needs="djangows102",
 )
 
+# Group history: the same app with WS_BROADCAST["HISTORY"] for the group "room".
+DJANGOWS_HISTORY = replace(
+    DJANGOWS,
+    name="djangows-history",
+    description="the same with HISTORY for the group (SIZE 1,000, TTL 600 s)",
+    env=_dj(
+        "djangows_project.settings",
+        BENCH_AUTH="0",
+        BENCH_BROADCAST="memory",
+        BENCH_HISTORY="1",
+    ),
+    needs="djangows-history",
+    base="djangows",
+)
+
 # Broadcast through Redis: two processes share the benchmark's own redis-server.
 RAW_REDIS = replace(
     RAW,
@@ -131,6 +146,18 @@ DJANGOWS_DSL_REDIS = replace(
     name="djangows-dsl",
     description="django-ws @ws_route, RedisBackend",
     prefix="/dsl",
+)
+DJANGOWS_HISTORY_REDIS = replace(
+    DJANGOWS_REDIS,
+    name="djangows-history",
+    description="the same with HISTORY for the group (SIZE 1,000, TTL 600 s)",
+    env=_dj(
+        "djangows_project.settings",
+        BENCH_AUTH="0",
+        BENCH_BROADCAST="redis",
+        BENCH_HISTORY="1",
+    ),
+    base="djangows",
 )
 CHANNELS_REDIS = replace(
     CHANNELS,
@@ -228,4 +255,22 @@ REDIS_BROADCAST_TARGETS = [
     CHANNELS_REDIS,
     CHANNELS_PUBSUB,
 ]
-TARGET_NAMES = [t.name for t in CHURN_TARGETS] + ["channels-redis", "channels-pubsub"]
+# Group history on and off: broadcast (one process, and two through Redis), then
+# recovery and memory, where both backends' rows share a table.
+HISTORY_BROADCAST_TARGETS = [DJANGOWS, DJANGOWS_HISTORY]
+HISTORY_REDIS_TARGETS = [DJANGOWS_REDIS, DJANGOWS_HISTORY_REDIS]
+HISTORY_RECOVERY_TARGETS = [
+    DJANGOWS_HISTORY,
+    replace(
+        DJANGOWS_HISTORY_REDIS,
+        name="djangows-history-redis",
+        description="django-ws subclass, RedisBackend with HISTORY for the group",
+    ),
+]
+HISTORY_MEMORY_TARGETS = [DJANGOWS_HISTORY]
+TARGET_NAMES = [t.name for t in CHURN_TARGETS] + [
+    "channels-redis",
+    "channels-pubsub",
+    "djangows-history",
+    "djangows-history-redis",
+]

@@ -5,12 +5,24 @@ from __future__ import annotations
 from .base import Recorder, Scenario
 from .broadcast import BROADCAST, BROADCAST_REDIS
 from .echo import CHURN, PINGPONG
+from .history import HISTORY_BROADCAST, HISTORY_MEMORY, HISTORY_RECOVERY, HISTORY_REDIS
 from .idle import IDLE
 from .sync import SYNC_BROADCAST
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
-    for s in (PINGPONG, CHURN, IDLE, BROADCAST, BROADCAST_REDIS, SYNC_BROADCAST)
+    for s in (
+        PINGPONG,
+        CHURN,
+        IDLE,
+        BROADCAST,
+        BROADCAST_REDIS,
+        SYNC_BROADCAST,
+        HISTORY_BROADCAST,
+        HISTORY_REDIS,
+        HISTORY_RECOVERY,
+        HISTORY_MEMORY,
+    )
 }
 
 __all__ = ["SCENARIOS", "Recorder", "Scenario"]

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import time
 from typing import Any
 
 from ..context import Context
 from ..loadgen import broadcast_args, loadgen_errors, run_loadgen
+from ..processes import client_commands, stop_process
 from ..targets import BROADCAST_TARGETS, REDIS_BROADCAST_TARGETS, Target
 from .base import Recorder, Scenario, interleaved, measure_server_cpu
 
 
-def _args(ctx: Context, target: Target, ports: list[int], members: int) -> list[str]:
+def members_args(
+    ctx: Context, target: Target, ports: list[int], members: int
+) -> list[str]:
+    """The loadgen's broadcast arguments: ``members`` on ``ports``, the params' rounds."""
     p = ctx.params
     return broadcast_args(
         ports,
@@ -23,7 +29,7 @@ def _args(ctx: Context, target: Target, ports: list[int], members: int) -> list[
     )
 
 
-def _receipts(res: dict[str, Any]) -> dict[str, Any]:
+def receipts(res: dict[str, Any]) -> dict[str, Any]:
     """What every broadcast run records beside its median time."""
     return {
         "first_ms": round(statistics.median(res["first_ms"]), 3),
@@ -38,16 +44,32 @@ def run_broadcast(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     def measure(target: Target) -> None:
         with ctx.serve(target) as server:
             for members in ctx.params.broadcast_members:
-                args = _args(ctx, target, [server.port], members)
+                args = members_args(ctx, target, [server.port], members)
                 res, _ = measure_server_cpu(server, lambda: run_loadgen(args, 120))
                 rec.add(
-                    f"{members:,} members", target, res["median_ms"], **_receipts(res)
+                    f"{members:,} members", target, res["median_ms"], **receipts(res)
                 )
 
     interleaved(rec, targets, ctx.params.broadcast_runs, measure)
 
 
-def run_broadcast_redis(ctx: Context, targets: list[Target], rec: Recorder) -> None:
+def _round_trips(counts: dict[str, int] | None, rounds: int) -> dict[str, Any]:
+    if counts is None:
+        return {}
+    return {
+        "round_trips_per_broadcast": round(sum(counts.values()) / rounds, 2),
+        "round_trips": {k: round(v / rounds, 2) for k, v in sorted(counts.items())},
+    }
+
+
+def run_broadcast_redis(
+    ctx: Context, targets: list[Target], rec: Recorder, monitor: bool = False
+) -> None:
+    """Time and count a broadcast across 2 processes.
+
+    ``monitor`` also counts the round trips (the commands clients sent, not
+    those a Lua script ran) with ``redis-cli MONITOR`` over the same window.
+    """
     p = ctx.params
     redis = ctx.redis
     assert redis is not None
@@ -58,31 +80,44 @@ def run_broadcast_redis(ctx: Context, targets: list[Target], rec: Recorder) -> N
         redis.cli("FLUSHALL")  # no group members left over from earlier runs
         with ctx.serve(target) as a, ctx.serve(target) as b:
             stats: dict[str, dict[str, int]] = {}
+            watching: list[subprocess.Popen[Any]] = []
+            monitor_log = ctx.workdir / "monitor.log"
 
             def at_event(event: dict[str, Any]) -> None:
                 # count from all members joined to all broadcasts done
                 if event["event"] == "ready":
                     redis.cli("CONFIG", "RESETSTAT")
+                    if monitor:
+                        watching.append(redis.monitor(monitor_log))
                 elif event["event"] == "done":
                     stats["after"] = redis.commandstats()
+                    if watching:
+                        time.sleep(0.2)  # the last lines reach the log
+                        stop_process(watching.pop())
+                        stats["round_trips"] = client_commands(monitor_log)
 
-            args = _args(ctx, target, [a.port, b.port], members)
-            res = run_loadgen(args, 180, on_event=at_event)
+            args = members_args(ctx, target, [a.port, b.port], members)
+            try:
+                res = run_loadgen(args, 180, on_event=at_event)
+            finally:
+                for proc in watching:
+                    stop_process(proc)
             a.check_alive()
             b.check_alive()
         commands = {
             k: v
             for k, v in stats["after"].items()
-            if k.split("|")[0] not in ("config", "info")
+            if k.split("|")[0] not in ("config", "info", "monitor")
         }
         rec.add(
             f"2 processes x {p.redis_members_per_server:,} members",
             target,
             res["median_ms"],
-            **_receipts(res),
+            **receipts(res),
             publish_per_broadcast=round(commands.get("publish", 0) / rounds, 2),
             commands_per_broadcast=round(sum(commands.values()) / rounds, 2),
             commands={k: round(v / rounds, 2) for k, v in sorted(commands.items())},
+            **_round_trips(stats.get("round_trips"), rounds),
         )
 
     interleaved(rec, targets, p.broadcast_runs, measure)
