@@ -132,12 +132,13 @@ for env in "${ENVS[@]}"; do
     code=0
     # --foreground keeps pytest in this process group, so Ctrl-C and a kill of
     # the group reach it and the servers it started.
-    # The benchmark smoke run and the servers other than uvicorn need one
-    # environment only: the newest. A DJANGO_WS_TEST_SERVERS set by the caller wins.
+    # The benchmark smoke run, the tests marked newest_env (browsers, clusters,
+    # restarts) and the servers other than uvicorn need one environment only:
+    # the newest. A DJANGO_WS_TEST_SERVERS set by the caller wins.
     marks=()
     servers=uvicorn,hypercorn,daphne,granian
     if [[ $env != "${ENVS[-1]}" ]]; then
-        marks=(-m "not bench_smoke")
+        marks=(-m "not bench_smoke and not newest_env")
         servers=uvicorn
     fi
     DJANGO_WS_TEST_SERVERS=${DJANGO_WS_TEST_SERVERS:-$servers} \

@@ -87,3 +87,11 @@ def log_in(page: Any, server: ExampleServer, username: str, next_path: str) -> N
     page.fill("#id_password", username)  # the demo users' passwords are their names
     page.click("button[type=submit]")
     page.wait_for_url(server.url(next_path))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run in one environment only: the browser is the same in each."""
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.newest_env)
