@@ -38,7 +38,7 @@ def broadcasts_to(
     """
 
     def decorate(model: ModelClass) -> ModelClass:
-        name = context_name or model._meta.model_name
+        name = context_name or str(model._meta.model_name)
 
         def context(instance: Model) -> dict[str, Any]:
             return {"object": instance, name: instance}

@@ -44,6 +44,7 @@ def render_fragment(
     """
     if template is not None and html is not None:
         raise TypeError("Give template= or html=, not both.")
+    text: str
     if template is not None:
         text = render_to_string(template, dict(context or {}), request=request)
     elif html is not None:
