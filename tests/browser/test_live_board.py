@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import websockets.sync.client
 from playwright.sync_api import expect
 from websockets.exceptions import InvalidStatus
@@ -162,3 +163,31 @@ def test_a_forged_stream_token_is_refused_with_403(
         assert refused.value.response.status_code == 403
     with websockets.sync.client.connect(base + path, open_timeout=10):
         pass  # the token as rendered is accepted
+
+
+@FLAVORS
+def test_a_page_whose_gap_the_history_lost_loads_itself_again(
+    board_server: ExampleServer, new_page: Any, flavor: str
+) -> None:
+    text = f"after the history was lost ({flavor})"
+    page = new_page()
+    loads: list[str] = []
+    page.on("load", lambda _: loads.append(page.url))
+    library = "**/htmx-ext-ws/ws.js" if flavor == "htmx" else "**/turbo/*.js"
+
+    def change_and_lose_history_then_load(route: Any) -> None:
+        if not loads:  # the first load only; the reload goes through
+            create_card(board_server, text)
+            redis.Redis.from_url(board_server.extra_env["DJANGO_WS_REDIS_URL"]).flushall()
+        route.continue_()
+
+    page.route(library, change_and_lose_history_then_load)
+    response = page.goto(board_server.url(PAGES[flavor]))
+    assert response is not None and text not in response.text()
+    # The socket offered a position of an epoch Redis no longer has: the server
+    # tells the page to reload, and the new page has the card. htmx's <meta>
+    # refresh loads the page anew; Turbo's refresh action fetches it and swaps
+    # the body (no load event).
+    expect(cards(page).filter(has_text=text)).to_have_count(1)
+    if flavor == "htmx":
+        assert len(loads) >= 2
