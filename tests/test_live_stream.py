@@ -259,3 +259,30 @@ async def test_an_unrecoverable_position_reloads_the_page() -> None:
             f'<div hx-swap-oob="beforeend:#{element.split(chr(34))[1]}">'
             '<meta http-equiv="refresh" content="0"></div>'
         )
+
+
+# Like any route ----------------------------------------------------------------
+
+
+async def test_the_origin_check_applies_to_the_stream_route() -> None:
+    client = WebSocketTestClient()
+    async with client.connect(
+        stream_path("board"), headers=[("origin", "https://evil.example")]
+    ) as ws:
+        assert ws.status == 403
+    async with client.connect(
+        stream_path("board"), headers=[("origin", "http://testserver")]
+    ) as ws:
+        assert ws.accepted
+
+
+@pytest.mark.django_db
+async def test_ws_middleware_runs_on_the_stream_route(settings: Any) -> None:
+    settings.WS_MIDDLEWARE = ["django_ws.middleware.LoginRequiredMiddleware"]
+    client = WebSocketTestClient()
+    async with client.connect(stream_path("board")) as ws:
+        assert ws.status == 403
+    user = await sync_to_async(User.objects.create_user)("ann")
+    await client.force_login(user)
+    async with client.connect(stream_path("board")) as ws:
+        assert ws.accepted
