@@ -39,6 +39,10 @@ logger = logging.getLogger("django_ws")
 DEFAULT_STREAM_PATH = "ws/django-ws/stream/"
 #: How many recent events ``FrameCache`` remembers.
 CACHE_SIZE = 64
+#: ``translate``'s answer for "reload the page" (the element id is the socket's).
+RELOAD = "\x00reload"
+#: ``FrameCache``'s answer for the same.
+RELOAD_EVENT: dict[str, Any] = {"type": "websocket.send", "text": RELOAD}
 
 
 def stream_path_prefix() -> str | None:
@@ -61,30 +65,41 @@ def stream_path_prefix() -> str | None:
 
 
 class FrameCache:
-    """The text frame of each recent event, per flavor, made on first need.
+    """The send event of each recent event, per flavor, made on first need.
 
     Keyed by the event object itself: a broadcast hands the same event to every
     member of the process, so the first member of a flavor pays for the JSON
-    decoding and the wrapping, and the others for one dict lookup.
+    decoding and the wrapping, and the others for one dict lookup; all of them
+    then send one shared event, as a plain broadcast does.
     """
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._frames: OrderedDict[int, tuple[dict[str, Any], dict[str, str | None]]] = OrderedDict()
+        self._events: OrderedDict[
+            int, tuple[dict[str, Any], dict[str, dict[str, Any] | None]]
+        ] = OrderedDict()
 
-    def frame(self, event: dict[str, Any], flavor: str) -> str | None:
-        """Return the frame for ``event`` in ``flavor``, or ``None`` to send nothing."""
+    def event(self, event: dict[str, Any], flavor: str) -> dict[str, Any] | None:
+        """Return the send event for ``event`` in ``flavor``, or ``None`` for nothing.
+
+        ``RELOAD_EVENT`` stands for "this page must reload" (its frame names the
+        page's own element, so the handler makes it).
+        """
         key = id(event)
-        entry = self._frames.get(key)
+        entry = self._events.get(key)
         if entry is None or entry[0] is not event:
             entry = (event, {})
-            self._frames[key] = entry
-            if len(self._frames) > self.size:
-                self._frames.popitem(last=False)
-        frames = entry[1]
-        if flavor not in frames:
-            frames[flavor] = translate(event, flavor)
-        return frames[flavor]
+            self._events[key] = entry
+            if len(self._events) > self.size:
+                self._events.popitem(last=False)
+        made = entry[1]
+        if flavor not in made:
+            frame = translate(event, flavor)
+            if frame is None or frame is RELOAD:
+                made[flavor] = RELOAD_EVENT if frame is RELOAD else None
+            else:
+                made[flavor] = {"type": "websocket.send", "text": frame}
+        return made[flavor]
 
 
 def translate(event: dict[str, Any], flavor: str) -> str | None:
@@ -110,10 +125,6 @@ def translate(event: dict[str, Any], flavor: str) -> str | None:
     return frame_for(flavor, fragment)
 
 
-#: ``translate``'s answer for "reload the page" (the element id is the socket's).
-RELOAD = "\x00reload"
-
-
 class StreamTokenMiddleware:
     """Refuse with HTTP 403 a stream socket whose token does not verify."""
 
@@ -123,6 +134,7 @@ class StreamTokenMiddleware:
     async def __call__(self, ws: LiveStreamHandler) -> Any:
         try:
             ws.stream = verify_stream(ws.kwargs["token"])
+            ws.flavor = ws.kwargs["flavor"]
         except InvalidStreamToken:
             logger.warning("Refused %r: invalid stream token", ws)
             raise DenyConnection(403, "invalid stream token") from None
@@ -135,13 +147,11 @@ class LiveStreamHandler(WebSocketHandler):
     middleware: ClassVar[Any] = [StreamTokenMiddleware]
     frames: ClassVar[FrameCache] = FrameCache()
 
-    __slots__ = ("stream",)
+    __slots__ = ("stream", "flavor")
+    #: The stream (group) name, from the verified token.
     stream: str
-
-    @property
-    def flavor(self) -> str:
-        """``htmx`` or ``turbo``: the markup this socket's page applies."""
-        return str(self.kwargs["flavor"])
+    #: ``htmx`` or ``turbo``: the markup this socket's page applies.
+    flavor: str
 
     @property
     def element_id(self) -> str:
@@ -157,14 +167,14 @@ class LiveStreamHandler(WebSocketHandler):
 
     def send_event(self, event: dict[str, Any]) -> Any:
         """Send ``event`` as this page's flavor of HTML, or nothing it cannot apply."""
-        if event.get("type") != "websocket.send":
+        if event["type"] != "websocket.send":
             return super().send_event(event)
-        frame = self.frames.frame(event, self.flavor)
-        if frame is None:
+        made = self.frames.event(event, self.flavor)
+        if made is None:
             return SENT
-        if frame is RELOAD:
-            frame = reload_frame(self.flavor, self.element_id)
-        return super().send_event({"type": "websocket.send", "text": frame})
+        if made is RELOAD_EVENT:
+            made = {"type": "websocket.send", "text": reload_frame(self.flavor, self.element_id)}
+        return super().send_event(made)
 
 
 def stream_urlpatterns() -> list[Any]:
