@@ -20,6 +20,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -95,8 +96,10 @@ class FrameCache:
         made = entry[1]
         if flavor not in made:
             frame = translate(event, flavor)
-            if frame is None or frame is RELOAD:
-                made[flavor] = RELOAD_EVENT if frame is RELOAD else None
+            if frame is None:
+                made[flavor] = None
+            elif frame is RELOAD:
+                made[flavor] = RELOAD_EVENT
             else:
                 made[flavor] = {"type": "websocket.send", "text": frame}
         return made[flavor]
@@ -165,7 +168,7 @@ class LiveStreamHandler(WebSocketHandler):
         """Ignore what the page sends: a stream carries changes one way."""
         return None
 
-    def send_event(self, event: dict[str, Any]) -> Any:
+    def send_event(self, event: dict[str, Any]) -> Awaitable[None]:
         """Send ``event`` as this page's flavor of HTML, or nothing it cannot apply."""
         if event["type"] != "websocket.send":
             return super().send_event(event)
