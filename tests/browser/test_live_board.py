@@ -22,6 +22,7 @@ import websockets.sync.client
 from playwright.sync_api import expect
 from websockets.exceptions import InvalidStatus
 
+from tests.browser.conftest import log_in
 from tests.browser.example_server import ExampleServer
 from tests.live_server import PrivateRedis, redis_server_executable
 
@@ -191,3 +192,23 @@ def test_a_page_whose_gap_the_history_lost_loads_itself_again(
     expect(cards(page).filter(has_text=text)).to_have_count(1)
     if flavor == "htmx":
         assert len(loads) >= 2
+
+
+def test_a_card_added_and_deleted_in_the_admin_changes_the_open_pages(
+    board_server: ExampleServer, new_page: Any
+) -> None:
+    pages = [open_board(new_page, board_server, flavor) for flavor in PAGES]
+    admin = new_page()
+    log_in(admin, board_server, "demo", "/admin/board/card/add/")
+    admin.select_option("#id_board", index=1)
+    admin.fill("#id_text", "Made in the admin")
+    admin.click("input[name=_save]")
+    for page in pages:
+        expect(cards(page).filter(has_text="Made in the admin")).to_have_count(1)
+
+    admin.locator("#result_list").get_by_role("link", name="Made in the admin").click()
+    admin.wait_for_url(re.compile(r"/change/$"))
+    admin.goto(admin.url.replace("/change/", "/delete/"))
+    admin.click("#content form [type=submit]")  # "Yes, I'm sure"
+    for page in pages:
+        expect(cards(page).filter(has_text="Made in the admin")).to_have_count(0)
