@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from django_ws.broadcast import get_backend
@@ -112,3 +113,8 @@ async def test_other_models_and_plain_groups_send_nothing(
 ) -> None:
     await then_mark(lambda: Group.objects.create(name="plain"))
     assert await page.receive_text() == MARKER
+
+
+def test_decorating_a_model_twice_is_improperly_configured() -> None:
+    with pytest.raises(ImproperlyConfigured, match="twice"):
+        broadcasts_to(lambda team: "other", template="live/group.html", target="x")(Team)

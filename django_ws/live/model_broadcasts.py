@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
@@ -19,6 +20,9 @@ from .names import dom_id
 from .publish import broadcast_fragment_on_commit
 
 ModelClass = TypeVar("ModelClass", bound=type[Model])
+
+#: The models decorated so far: a second decoration would send everything twice.
+_decorated: set[type[Model]] = set()
 
 
 def broadcasts_to(
@@ -38,6 +42,13 @@ def broadcasts_to(
     """
 
     def decorate(model: ModelClass) -> ModelClass:
+        if model in _decorated:
+            raise ImproperlyConfigured(
+                f"{model.__qualname__} is decorated with @broadcasts_to twice, which "
+                "would send every change twice: keep one decorator, and broadcast to "
+                "other streams with broadcast_fragment_on_commit in a signal handler."
+            )
+        _decorated.add(model)
         name = context_name or str(model._meta.model_name)
 
         def context(instance: Model) -> dict[str, Any]:
