@@ -69,7 +69,8 @@ def stream_element(
             '{% ws_stream ... client="turbo" %} needs the request in the template '
             "context for the page's host: add "
             "'django.template.context_processors.request' to the template "
-            "context_processors, or render with render(request, ...)."
+            "context_processors and render the page with its request "
+            "(render(request, ...))."
         )
     scheme = "wss" if request.is_secure() else "ws"
     return format_html(
