@@ -212,3 +212,52 @@ def test_a_card_added_and_deleted_in_the_admin_changes_the_open_pages(
     admin.click("#content form [type=submit]")  # "Yes, I'm sure"
     for page in pages:
         expect(cards(page).filter(has_text="Made in the admin")).to_have_count(0)
+
+
+def test_an_htmx_page_that_reconnects_gets_the_replay_without_duplicates(
+    board_server: ExampleServer, new_page: Any
+) -> None:
+    page = new_page()
+    sockets: list[Any] = []
+    frames: list[list[str]] = []  # what the server sent on each socket
+
+    def through(ws: Any) -> None:  # a transparent proxy that the test can cut
+        server = ws.connect_to_server()
+        received: list[str] = []
+        frames.append(received)
+
+        def relay(message: str | bytes) -> None:
+            received.append(str(message))
+            ws.send(message)
+
+        server.on_message(relay)
+        sockets.append(ws)
+
+    page.route_web_socket(re.compile("/ws/django-ws/stream/"), through)
+    page.goto(board_server.url(PAGES["htmx"]))
+    create_card(board_server, "before the cut")
+    expect(cards(page).filter(has_text="before the cut")).to_have_count(1)
+    edited = "edited before the cut"
+    board_server.manage(
+        "shell",
+        "-c",
+        "from board.models import Card\n"
+        "card = Card.objects.get(text='before the cut')\n"
+        f"card.text = {edited!r}\n"
+        "card.save()\n",
+    )
+    expect(cards(page).filter(has_text=edited)).to_have_count(1)
+
+    # 1012: htmx's ws extension reconnects to the same URL, which offers the
+    # position the page was rendered at: the server replays the append and the
+    # replace, then the page is live again.
+    sockets[0].close(code=1012, reason="service restart")
+    create_card(board_server, "after the reconnect")
+    expect(cards(page).filter(has_text="after the reconnect")).to_have_count(1)
+    assert len(sockets) == 2
+    replayed = frames[1]
+    assert any("before the cut" in frame and "beforeend" in frame for frame in replayed)
+    assert any(edited in frame and "outerHTML" in frame for frame in replayed)
+    texts = cards(page).all_text_contents()
+    assert texts.count(edited) == 1  # the replayed append was not inserted again
+    assert "before the cut" not in texts
