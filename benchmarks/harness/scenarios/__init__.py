@@ -7,6 +7,7 @@ from .broadcast import BROADCAST, BROADCAST_REDIS
 from .echo import CHURN, PINGPONG
 from .history import HISTORY_BROADCAST, HISTORY_MEMORY, HISTORY_RECOVERY, HISTORY_REDIS
 from .idle import IDLE
+from .live import LIVE_FRAGMENT
 from .sync import SYNC_BROADCAST
 
 SCENARIOS: dict[str, Scenario] = {
@@ -22,6 +23,7 @@ SCENARIOS: dict[str, Scenario] = {
         HISTORY_REDIS,
         HISTORY_RECOVERY,
         HISTORY_MEMORY,
+        LIVE_FRAGMENT,
     )
 }
 
