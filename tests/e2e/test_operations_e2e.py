@@ -164,7 +164,7 @@ def hooks_run(*servers: LiveServer) -> int:
 
 
 async def test_the_per_user_limit_holds_across_two_processes_and_a_refusal_runs_no_hook(
-    live_server_factory: LiveServerFactory, private_redis: PrivateRedis, alice: User
+    private_redis: PrivateRedis, live_server_factory: LiveServerFactory, alice: User
 ) -> None:
     one, two = two_servers(live_server_factory, private_redis.url, WS_MAX_CONNECTIONS_PER_USER=2)
     cookie = await http_login(one, "alice", "wonderland")
@@ -197,7 +197,7 @@ async def test_the_per_user_limit_holds_across_two_processes_and_a_refusal_runs_
 
 
 async def test_the_per_address_limit_holds_across_two_processes(
-    live_server_factory: LiveServerFactory, private_redis: PrivateRedis
+    private_redis: PrivateRedis, live_server_factory: LiveServerFactory
 ) -> None:
     one, two = two_servers(live_server_factory, private_redis.url, WS_MAX_CONNECTIONS_PER_IP=3)
     async with ws_connect(one.ws_url("/ops/echo/1/")), ws_connect(two.ws_url("/ops/echo/2/")):
@@ -208,7 +208,7 @@ async def test_the_per_address_limit_holds_across_two_processes(
 
 
 async def test_behind_a_proxy_the_address_comes_from_the_trusted_header(
-    live_server_factory: LiveServerFactory, private_redis: PrivateRedis
+    private_redis: PrivateRedis, live_server_factory: LiveServerFactory
 ) -> None:
     one, two = two_servers(
         live_server_factory,
@@ -224,7 +224,7 @@ async def test_behind_a_proxy_the_address_comes_from_the_trusted_header(
 
 
 async def test_the_counts_of_a_process_that_died_expire(
-    live_server_factory: LiveServerFactory, private_redis: PrivateRedis
+    private_redis: PrivateRedis, live_server_factory: LiveServerFactory
 ) -> None:
     one, two = two_servers(
         live_server_factory, private_redis.url, WS_MAX_CONNECTIONS_PER_IP=1, WS_OPERATIONS_TTL=1.5
@@ -249,7 +249,7 @@ async def test_the_counts_of_a_process_that_died_expire(
 
 @pytest.mark.newest_env
 async def test_a_thousand_sockets_from_one_address_are_refused_after_the_limit(
-    live_server_factory: LiveServerFactory, private_redis: PrivateRedis
+    private_redis: PrivateRedis, live_server_factory: LiveServerFactory
 ) -> None:
     one, two = two_servers(live_server_factory, private_redis.url, WS_MAX_CONNECTIONS_PER_IP=50)
     servers = (one, two)
