@@ -22,7 +22,7 @@ def client_address(scope: Mapping[str, Any], meta_key: str | None) -> str | None
             if name == wanted:
                 found = value  # of several lines, the last is the nearest proxy's
         if found is not None:
-            last = found.decode("latin-1").rsplit(",", 1)[-1].strip()
+            last: str = found.decode("latin-1").rsplit(",", 1)[-1].strip()
             if last:
                 return last
     client = scope.get("client")

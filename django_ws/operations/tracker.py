@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import DenyConnection
@@ -281,15 +281,13 @@ class Tracker:
             else:
                 await asyncio.sleep(interval)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a sync caller): the refresh corrects it
-            close = getattr(work, "close", None)
-            if close is not None:
-                close()
+            work.close()
             return
-        task = loop.create_task(work)  # type: ignore[arg-type]
+        task = loop.create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
