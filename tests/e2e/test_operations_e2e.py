@@ -9,6 +9,7 @@ before accept and runs no hook (the app prints ``ops-hook`` lines).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -272,3 +273,34 @@ async def test_a_thousand_sockets_from_one_address_are_refused_after_the_limit(
     assert outcomes[:50] == [101] * 50
     assert outcomes[50:] == [429] * 950
     assert hooks_run(one, two) == 50
+
+
+async def test_in_multiprocess_mode_a_scrape_adds_up_every_uvicorn_worker(
+    live_server_factory: LiveServerFactory, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    server = live_server_factory(
+        ops_settings(WS_METRICS=True, WS_LIVE_VIEW=False), uvicorn_args=["--workers", "2"]
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(ws_connect(server.ws_url("/ops/who/")))
+            for _ in range(10)
+        ]
+        pids = set()
+        for ws in sockets:
+            await ws.send('"who"')
+            pids.add(json.loads(await asyncio.wait_for(ws.recv(), 5))["pid"])
+        print(f"{len(pids)} workers served the 10 sockets")
+    who = (("route", "/ops/who/"),)
+
+    def all_closed() -> dict[Any, float] | None:
+        found = scrape(server)
+        done = found.get(("django_ws_connections_closed_total", (("code", "1000"),) + who))
+        return found if done == 10 else None
+
+    samples = await wait_until(all_closed, "ten closes, from whichever worker answers")
+    assert samples[("django_ws_connections_accepted_total", who)] == 10
+    assert samples[("django_ws_messages_received_total", who)] == 10
+    assert samples[("django_ws_messages_sent_total", who)] == 10
+    assert samples[("django_ws_connections_open", who)] == 0
