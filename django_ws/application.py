@@ -115,6 +115,7 @@ class WebSocketApplication:
             elif message["type"] == "lifespan.shutdown":
                 try:
                     await close_all(status.WS_1001_GOING_AWAY, "Server shutting down")
+                    await operations.shutdown()
                     await get_backend().stop()
                 except Exception as error:
                     logger.exception("django-ws shutdown failed")

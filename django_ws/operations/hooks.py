@@ -20,6 +20,7 @@ __all__ = [
     "current_connection",
     "provide_tracker",
     "resolve",
+    "shutdown",
     "tracker",
 ]
 
@@ -98,6 +99,13 @@ def resolve() -> ConnectionTracker | None:
     global tracker
     tracker = _factory() if _factory is not None else None
     return tracker
+
+
+async def shutdown() -> None:
+    """Stop the tracker's background work (the application's lifespan shutdown)."""
+    shutdown = getattr(tracker, "shutdown", None)
+    if shutdown is not None:
+        await shutdown()
 
 
 def check() -> None:

@@ -84,5 +84,7 @@ class MemoryStore:
             return [snapshot for _, snapshot in self._snapshots.values()]
 
     async def close(self) -> None:
+        from ..connection_ids import process_id
+
         with self._lock:
-            self._snapshots.clear()
+            self._snapshots.pop(process_id(), None)

@@ -291,6 +291,18 @@ class Tracker:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def shutdown(self) -> None:
+        """Stop the beat and take this process out of the live view (lifespan shutdown)."""
+        task = self._background
+        self.stop()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        if self.live is not None:
+            try:
+                await asyncio.wait_for(self.store().close(), self.settings.ttl / 3)
+            except Exception as error:  # its entry expires anyway
+                logger.debug("Leaving the live view failed: %r", error)
+
     def stop(self) -> None:
         """Stop the beat (the settings changed, or the process is stopping)."""
         if self._background is not None and not self._background.done():
