@@ -24,7 +24,12 @@ DELIVERY_BUCKETS = (
 
 
 class RouteMetrics:
-    """The label children of one route, bound once so a message costs no lookup."""
+    """The label children of one route, bound once so a message costs no lookup.
+
+    Frames and bytes are added to plain ``pending_*`` integers, which ``flush``
+    moves into the counters (when a socket of the route ends, and every second):
+    a message then costs two integer additions instead of two locked increments.
+    """
 
     __slots__ = (
         "open",
@@ -34,6 +39,10 @@ class RouteMetrics:
         "bytes_received",
         "bytes_sent",
         "route",
+        "pending_messages_in",
+        "pending_messages_out",
+        "pending_bytes_in",
+        "pending_bytes_out",
     )
 
     def __init__(self, metrics: Metrics, route: str) -> None:
@@ -44,6 +53,21 @@ class RouteMetrics:
         self.messages_sent = metrics.messages_sent.labels(route)
         self.bytes_received = metrics.bytes_received.labels(route)
         self.bytes_sent = metrics.bytes_sent.labels(route)
+        self.pending_messages_in = self.pending_messages_out = 0
+        self.pending_bytes_in = self.pending_bytes_out = 0
+
+    def flush(self) -> None:
+        """Move the pending frame and byte counts into the counters."""
+        if self.pending_messages_in:
+            count, self.pending_messages_in = self.pending_messages_in, 0
+            size, self.pending_bytes_in = self.pending_bytes_in, 0
+            self.messages_received.inc(count)
+            self.bytes_received.inc(size)
+        if self.pending_messages_out:
+            count, self.pending_messages_out = self.pending_messages_out, 0
+            size, self.pending_bytes_out = self.pending_bytes_out, 0
+            self.messages_sent.inc(count)
+            self.bytes_sent.inc(size)
 
 
 class Metrics:
@@ -127,6 +151,11 @@ class Metrics:
             ["recovered"],
         )
         self._routes: dict[str, RouteMetrics] = {}
+
+    def flush(self) -> None:
+        """Move every route's pending counts into the counters (on the loop's thread)."""
+        for bound in list(self._routes.values()):
+            bound.flush()
 
     def route(self, route: str) -> RouteMetrics:
         """Return the bound children of ``route`` (made once per route)."""

@@ -32,6 +32,8 @@ logger = logging.getLogger("django_ws")
 #: A connection: ``Lifecycle`` (not imported: the lifecycle imports ``hooks``).
 Lifecycle = Any
 
+#: Seconds between moves of pending frame counts into the metrics.
+FLUSH_INTERVAL = 1.0
 #: The close reasons of ``closing.py`` that metrics count on their own.
 SEND_QUEUE_FULL = "Client too slow: send queue full"
 RATE_LIMITED = "Message rate limit exceeded"
@@ -98,6 +100,7 @@ class Tracker:
 
             self.live = LiveView(self)
         self._background: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
 
     # The calls the lifecycle makes ---------------------------------------------
@@ -114,8 +117,8 @@ class Tracker:
                 stats.messages_in += 1
                 stats.bytes_in += size
                 if bound is not None:
-                    bound.messages_received.inc()
-                    bound.bytes_received.inc(size)
+                    bound.pending_messages_in += 1
+                    bound.pending_bytes_in += size
             return message
 
         def counted_send(message: Any) -> Awaitable[None]:
@@ -125,8 +128,8 @@ class Tracker:
                 stats.messages_out += 1
                 stats.bytes_out += size
                 if bound is not None:
-                    bound.messages_sent.inc()
-                    bound.bytes_sent.inc(size)
+                    bound.pending_messages_out += 1
+                    bound.pending_bytes_out += size
             elif kind == "websocket.accept":
                 self._accepted(stats)
             elif kind == "websocket.http.response.start":
@@ -203,12 +206,15 @@ class Tracker:
         if stats.bound is not None:
             stats.bound.accepted.inc()
             stats.bound.open.inc()
+            self._ensure_flusher()
         if self.live is not None:
             self.live.changed()
             self.ensure_background()
 
     @staticmethod
     def _count_close(metrics: Metrics, stats: ConnectionStats) -> None:
+        if stats.bound is not None:
+            stats.bound.flush()
         ws = stats.ws
         code = ws.close_code if ws.close_code is not None else 1006
         metrics.connections_closed.labels(stats.route, str(code)).inc()
@@ -260,9 +266,9 @@ class Tracker:
     def ensure_background(self) -> None:
         """Start the beat that refreshes counts and snapshots (once per loop)."""
         task = self._background
-        if task is not None and not task.done():
-            return
         loop = asyncio.get_running_loop()
+        if task is not None and not task.done() and task.get_loop() is loop:
+            return
         self._background = loop.create_task(self._beat(), name="django_ws operations")
 
     async def _beat(self) -> None:
@@ -281,6 +287,22 @@ class Tracker:
             else:
                 await asyncio.sleep(interval)
 
+    def _ensure_flusher(self) -> None:
+        task = self._flusher
+        loop = asyncio.get_running_loop()
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._flusher = loop.create_task(
+                self._flush_forever(), name="django_ws metrics"
+            )
+
+    async def _flush_forever(self) -> None:
+        """Move pending frame counts into the metrics every second (a scrape's lag)."""
+        metrics = self.metrics
+        assert metrics is not None
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            metrics.flush()
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         try:
             loop = asyncio.get_running_loop()
@@ -293,10 +315,9 @@ class Tracker:
 
     async def shutdown(self) -> None:
         """Stop the beat and take this process out of the live view (lifespan shutdown)."""
-        task = self._background
+        tasks = [task for task in (self._background, self._flusher) if task is not None]
         self.stop()
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.live is not None:
             try:
                 await asyncio.wait_for(self.store().close(), self.settings.ttl / 3)
@@ -305,12 +326,15 @@ class Tracker:
 
     def stop(self) -> None:
         """Stop the beat (the settings changed, or the process is stopping)."""
-        if self._background is not None and not self._background.done():
-            try:
-                self._background.cancel()
-            except RuntimeError:  # its loop is closed already
-                pass
-        self._background = None
+        for task in (self._background, self._flusher):
+            if task is not None and not task.done():
+                try:
+                    task.cancel()
+                except RuntimeError:  # its loop is closed already
+                    pass
+        self._background = self._flusher = None
+        if self.metrics is not None:
+            self.metrics.flush()
 
 
 def make_tracker() -> Tracker | None:
