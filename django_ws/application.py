@@ -107,6 +107,7 @@ class WebSocketApplication:
                 try:
                     self.check()
                     await get_backend().start()
+                    await operations.startup()
                 except Exception as error:
                     logger.exception("django-ws startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(error)})

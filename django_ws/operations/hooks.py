@@ -21,6 +21,7 @@ __all__ = [
     "provide_tracker",
     "resolve",
     "shutdown",
+    "startup",
     "tracker",
 ]
 
@@ -99,6 +100,13 @@ def resolve() -> ConnectionTracker | None:
     global tracker
     tracker = _factory() if _factory is not None else None
     return tracker
+
+
+async def startup() -> None:
+    """Start the tracker's background work (the application's lifespan startup)."""
+    startup = getattr(tracker, "startup", None)
+    if startup is not None:
+        await startup()
 
 
 async def shutdown() -> None:

@@ -32,8 +32,10 @@ logger = logging.getLogger("django_ws")
 #: A connection: ``Lifecycle`` (not imported: the lifecycle imports ``hooks``).
 Lifecycle = Any
 
-#: Seconds between moves of pending frame counts into the metrics.
+#: Pending frame counts move into the metrics every second under a server that
+#: runs the lifespan protocol, at each close, and whenever a route has this many.
 FLUSH_INTERVAL = 1.0
+FLUSH_EVERY = 100
 #: The close reasons of ``closing.py`` that metrics count on their own.
 SEND_QUEUE_FULL = "Client too slow: send queue full"
 RATE_LIMITED = "Message rate limit exceeded"
@@ -119,6 +121,8 @@ class Tracker:
                 if bound is not None:
                     bound.pending_messages_in += 1
                     bound.pending_bytes_in += size
+                    if bound.pending_messages_in >= FLUSH_EVERY:
+                        bound.flush()
             return message
 
         def counted_send(message: Any) -> Awaitable[None]:
@@ -130,6 +134,8 @@ class Tracker:
                 if bound is not None:
                     bound.pending_messages_out += 1
                     bound.pending_bytes_out += size
+                    if bound.pending_messages_out >= FLUSH_EVERY:
+                        bound.flush()
             elif kind == "websocket.accept":
                 self._accepted(stats)
             elif kind == "websocket.http.response.start":
@@ -206,7 +212,6 @@ class Tracker:
         if stats.bound is not None:
             stats.bound.accepted.inc()
             stats.bound.open.inc()
-            self._ensure_flusher()
         if self.live is not None:
             self.live.changed()
             self.ensure_background()
@@ -312,6 +317,13 @@ class Tracker:
         task = loop.create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def startup(self) -> None:
+        """Start the background work on the server's loop (lifespan startup)."""
+        if self.metrics is not None:
+            self._ensure_flusher()
+        if self.live is not None:
+            self.ensure_background()  # listed in the live view before its first socket
 
     async def shutdown(self) -> None:
         """Stop the beat and take this process out of the live view (lifespan shutdown)."""
