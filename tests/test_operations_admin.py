@@ -138,3 +138,23 @@ async def test_closing_one_socket_from_the_admin_closes_only_it(admin_settings: 
         assert await target.receive_close() == 1008
         await other.send_json("who")
         assert (await other.receive_json())["connection"] != connection
+
+
+def test_the_admin_index_lists_the_live_view_for_staff(admin_settings: Any, rf: Any) -> None:
+    from django.contrib import admin
+
+    import django_ws.admin  # noqa: F401  (admin.autodiscover imports it)
+
+    request = rf.get("/admin/")
+    request.user = User.objects.create_user("staff", password="x", is_staff=True)
+    entries = [app for app in admin.site.get_app_list(request) if app["app_label"] == "django_ws"]
+    assert [model["admin_url"] for model in entries[0]["models"]] == [LIVE_URL]
+    assert entries[0]["models"][0]["name"] == "Live sockets"
+
+
+def test_the_live_view_is_on_when_the_admin_is_installed(admin_settings: Any) -> None:
+    assert get_operations_settings().live_view is True
+
+
+def test_the_live_view_is_off_without_the_admin() -> None:
+    assert get_operations_settings().live_view is False
