@@ -25,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.conftest import LiveServerFactory
 from tests.e2e.safety_support import http_login, ws_connect
+from tests.e2e.servers import refusal_status
 from tests.live_server import LiveServer, PrivateRedis
 from tests.ops_support import ops_settings
 
@@ -304,3 +305,17 @@ async def test_in_multiprocess_mode_a_scrape_adds_up_every_uvicorn_worker(
     assert samples[("django_ws_messages_received_total", who)] == 10
     assert samples[("django_ws_messages_sent_total", who)] == 10
     assert samples[("django_ws_connections_open", who)] == 0
+
+
+async def test_every_server_refuses_over_the_limit_with_429_or_its_403(
+    live_server_factory: LiveServerFactory, asgi_server: str
+) -> None:
+    server = live_server_factory(
+        ops_settings(WS_MAX_CONNECTIONS_PER_IP=1, WS_LIVE_VIEW=False), server=asgi_server
+    )
+    async with ws_connect(server.ws_url("/ops/echo/1/")) as ws:
+        await ws.send('"x"')
+        assert await asyncio.wait_for(ws.recv(), 5) == '"x"'
+        status = await refused_status(server.ws_url("/ops/echo/2/"))
+        assert status == refusal_status(asgi_server, 429)
+    assert hooks_run(server) == 1
