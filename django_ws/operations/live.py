@@ -192,14 +192,13 @@ class LiveView:
         tracker = self.tracker
         sample = tracker.settings.live_view_sample
         backend = get_backend()
-        groups = ((g, len(m)) for g, m in list(backend.groups.items()) if g != CONTROL_GROUP)
-        open_total = sum(tracker.open_by_route.values())
-        rows = []
-        for stats in itertools.islice(
-            (s for s in list(tracker.connections.values()) if s.accepted), sample
-        ):
-            rows.append(socket_row(stats))
+        # No copies of the whole dicts: this runs on the loop, between awaits, so
+        # nothing changes them meanwhile, and the cost stays ``sample`` rows.
+        groups = ((g, len(m)) for g, m in backend.groups.items() if g != CONTROL_GROUP)
         group_rows = list(itertools.islice(groups, sample))
+        accepted = (s for s in tracker.connections.values() if s.accepted)
+        rows = [socket_row(stats) for stats in itertools.islice(accepted, sample)]
+        open_total = sum(tracker.open_by_route.values())
         return {
             "process": process_id(),
             "host": socket.gethostname(),

@@ -319,3 +319,34 @@ async def test_every_server_refuses_over_the_limit_with_429_or_its_403(
         status = await refused_status(server.ws_url("/ops/echo/2/"))
         assert status == refusal_status(asgi_server, 429)
     assert hooks_run(server) == 1
+
+
+async def test_a_redis_outage_counts_one_reconnect_and_the_broadcast_error(
+    private_redis: PrivateRedis, live_server_factory: LiveServerFactory
+) -> None:
+    server = live_server_factory(
+        ops_settings(
+            WS_METRICS=True,
+            WS_LIVE_VIEW=False,
+            WS_BROADCAST={
+                "BACKEND": "django_ws.broadcast.RedisBackend",
+                "LOCATION": private_redis.url,
+                "OPTIONS": {"TIMEOUT": 0.5, "RECONNECT_MAX": 0.5},
+            },
+        )
+    )
+    async with ws_connect(server.ws_url(ROOM)) as ws:
+        await ws.send('"before"')
+        assert await asyncio.wait_for(ws.recv(), 5) == '"before"'
+        private_redis.stop()
+        await wait_until(lambda: "Lost the connection to Redis" in server.log_text(), "the outage")
+        # Published to the local members; then Redis refuses it: BroadcastError
+        # (counted), which the Room handler lets escape (its socket closes 1011).
+        await ws.send('"during"')
+        assert await asyncio.wait_for(ws.recv(), 5) == '"during"'
+        private_redis.start()
+        await wait_until(lambda: "Reconnected to Redis" in server.log_text(), "the reconnection")
+    samples = scrape(server)
+    assert samples[("django_ws_backend_reconnects_total", ())] == 1
+    assert samples[("django_ws_backend_errors_total", (("operation", "publish"),))] == 1
+    assert samples[("django_ws_broadcasts_published_total", ())] == 2
