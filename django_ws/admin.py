@@ -64,5 +64,6 @@ def _with_index_entry(
 
 if not getattr(admin.site, "_django_ws_live_view", False):
     admin.site.get_urls = _with_live_view(admin.site.get_urls)  # type: ignore[method-assign]
-    admin.site.get_app_list = _with_index_entry(admin.site.get_app_list)  # type: ignore[method-assign]
+    site = admin.site
+    site.get_app_list = _with_index_entry(site.get_app_list)  # type: ignore[method-assign]
     admin.site._django_ws_live_view = True  # type: ignore[attr-defined]

@@ -88,7 +88,9 @@ def instrument(backend: BaseBackend, metrics: Metrics) -> None:
             raise
 
     @functools.wraps(deliver)
-    def counted_deliver(group: str, message: dict[str, Any], exclude: frozenset[str] = frozenset()) -> int:
+    def counted_deliver(
+        group: str, message: dict[str, Any], exclude: frozenset[str] = frozenset()
+    ) -> int:
         started = time.perf_counter()
         delivered = deliver(group, message, exclude)
         if delivered:

@@ -163,14 +163,15 @@ class RedisStore:
 
     def read_snapshots(self) -> list[dict[str, Any]]:
         client = self._sync()
-        processes = sorted(p.decode() for p in client.smembers(self.snapshot_index))  # type: ignore[union-attr]
+        members: Any = client.smembers(self.snapshot_index)
+        processes = sorted(member.decode() for member in members)
         if not processes:
             return []
-        values = client.mget([self.snapshot_key(process) for process in processes])
-        dead = [p for p, value in zip(processes, values) if value is None]  # type: ignore[arg-type]
+        values: Any = client.mget([self.snapshot_key(process) for process in processes])
+        dead = [p for p, value in zip(processes, values) if value is None]
         if dead:
             client.srem(self.snapshot_index, *dead)
-        return [json.loads(value) for value in values if value is not None]  # type: ignore[union-attr]
+        return [json.loads(value) for value in values if value is not None]
 
     async def close(self) -> None:
         if self._client is not None and self._loop is asyncio.get_running_loop():

@@ -162,7 +162,7 @@ class Tracker:
             return
         if full is not None:
             kind, value, limit = full
-            setting = "WS_MAX_CONNECTIONS_PER_USER" if kind == "user" else "WS_MAX_CONNECTIONS_PER_IP"
+            setting = f"WS_MAX_CONNECTIONS_PER_{'USER' if kind == 'user' else 'IP'}"
             logger.info(
                 "Refused %r: %s %s already has %d sockets open (%s)",
                 ws, kind, value, limit, setting,
