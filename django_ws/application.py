@@ -29,11 +29,11 @@ from .handshake import refuse_handshake
 from .operations import hooks as operations
 from .operations.log_context import install as install_log_context
 from .operations.tracker import make_tracker
-
-operations.provide_tracker(make_tracker)
 from .routing import FROM_SETTINGS, Router, get_router
 
 logger = logging.getLogger("django_ws")
+
+operations.provide_tracker(make_tracker)  # the lifecycle cannot import it itself
 
 #: Any ASGI 3 application, such as Django's ``ASGIHandler`` (typed loosely by
 #: django-stubs, hence not ``asgiref.typing.ASGI3Application``).
