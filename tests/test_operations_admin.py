@@ -93,7 +93,7 @@ async def test_the_live_view_lists_sockets_groups_and_the_process(admin_settings
     assert f'data-user="{alice.pk}"' in page
     assert "alice (%d)" % alice.pk in page
     assert "<code>/ops/who/</code>" in page
-    assert '<tr class="group"><td>ops-who</td><td>2</td></tr>' in page
+    assert '<tr class="group"><td>ops-who</td><td>2</td><td>1</td></tr>' in page
     assert '<span id="open-total">2</span>' in page
     assert "MemoryBackend" in page
 

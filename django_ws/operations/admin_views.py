@@ -9,10 +9,12 @@ backend (``live.send_close``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -20,11 +22,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from ..broadcast import presence
 from .backend_store import store_for_backend
 from .config import get_operations_settings
 from .live import ADMIN_CLOSE_CODE, send_close
 
-#: Sockets per page, and groups listed.
+#: Sockets per page, and groups listed (the most populous in the snapshots, with
+#: their exact presence read from the backend).
 PAGE_SIZE = 100
 GROUPS_SHOWN = 100
 
@@ -36,6 +40,24 @@ def _snapshots() -> tuple[list[dict[str, Any]], str]:
         return store.read_snapshots(), ""
     except Exception as error:  # the backend is away: say so, show nothing
         return [], str(error) or type(error).__name__
+
+
+def _presence(names: list[str]) -> dict[str, tuple[int, int]]:
+    """Return ``(sockets, distinct users)`` of each group, across processes, or ``{}``."""
+    if not names:
+        return {}
+
+    async def read() -> list[Any]:
+        return await asyncio.gather(
+            *(presence(name) for name in names), return_exceptions=True
+        )
+
+    found = async_to_sync(read)()
+    return {
+        name: (result.count, len(result.users))
+        for name, result in zip(names, found)
+        if not isinstance(result, BaseException)
+    }
 
 
 def live_view(request: HttpRequest) -> HttpResponse:
@@ -68,12 +90,21 @@ def live_view(request: HttpRequest) -> HttpResponse:
         "open_total": sum(s["open"] for s in snapshots),
         "sampled": any(s["sampled"] for s in snapshots),
         "page": page,
-        "groups": groups.most_common(GROUPS_SHOWN),
+        "groups": _group_rows(groups.most_common(GROUPS_SHOWN)),
         "user_filter": user,
         "route_filter": route,
         "close_code": ADMIN_CLOSE_CODE,
     }
     return TemplateResponse(request, "admin/django_ws/live.html", context)
+
+
+def _group_rows(sampled: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    exact = _presence([name for name, _ in sampled])
+    rows = []
+    for name, count in sampled:
+        sockets, users = exact.get(name, (count, None))
+        rows.append({"name": name, "sockets": sockets, "users": users})
+    return rows
 
 
 @require_POST
