@@ -1,7 +1,8 @@
 """Operations end to end: metrics scraped from uvicorn, connection limits across processes.
 
 Real uvicorn processes, a real ``websockets`` client, a Redis of the test's own
-(the shared one is flushed by other tests' fixtures, counts included). The
+(the shared one is flushed by other tests' fixtures, counts included). Metrics
+are scraped from the metrics view in Prometheus' text format. The
 limits are counted in Redis by every process; a refused socket gets HTTP 429
 before accept and runs no hook (the app prints ``ops-hook`` lines).
 """
@@ -23,6 +24,7 @@ from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
 
+from django_ws.operations.redis_store import RedisStore
 from tests.conftest import LiveServerFactory
 from tests.e2e.safety_support import http_login, ws_connect
 from tests.e2e.servers import refusal_status
@@ -350,3 +352,23 @@ async def test_a_redis_outage_counts_one_reconnect_and_the_broadcast_error(
     assert samples[("django_ws_backend_reconnects_total", ())] == 1
     assert samples[("django_ws_backend_errors_total", (("operation", "publish"),))] == 1
     assert samples[("django_ws_broadcasts_published_total", ())] == 2
+
+
+async def test_a_dead_process_drops_out_of_the_live_view(
+    private_redis: PrivateRedis, live_server_factory: LiveServerFactory
+) -> None:
+    settings = ops_settings(
+        WS_BROADCAST={"BACKEND": "django_ws.broadcast.RedisBackend", "LOCATION": private_redis.url},
+        WS_LIVE_VIEW=True,
+        WS_OPERATIONS_TTL=1.5,
+    )
+    one, two = live_server_factory(settings), live_server_factory(settings)
+    store = RedisStore(private_redis.url, "django_ws", timeout=2, ttl=1.5)
+
+    def pids() -> set[int]:
+        return {snapshot["pid"] for snapshot in store.read_snapshots()}
+
+    await wait_until(lambda: pids() == {one.pid, two.pid}, "both processes listed")
+    assert one.pid is not None
+    os.kill(one.pid, signal.SIGKILL)
+    await wait_until(lambda: pids() == {two.pid}, "the dead process to drop out", timeout=15)
