@@ -227,6 +227,7 @@ async def test_behind_a_proxy_the_address_comes_from_the_trusted_header(
             assert await refused_status(two.ws_url("/ops/echo/3/"), additional_headers=client_a) == 429
 
 
+@pytest.mark.newest_env
 async def test_the_counts_of_a_process_that_died_expire(
     private_redis: PrivateRedis, live_server_factory: LiveServerFactory
 ) -> None:
@@ -278,6 +279,7 @@ async def test_a_thousand_sockets_from_one_address_are_refused_after_the_limit(
     assert hooks_run(one, two) == 50
 
 
+@pytest.mark.newest_env
 async def test_in_multiprocess_mode_a_scrape_adds_up_every_uvicorn_worker(
     live_server_factory: LiveServerFactory, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -323,6 +325,7 @@ async def test_every_server_refuses_over_the_limit_with_429_or_its_403(
     assert hooks_run(server) == 1
 
 
+@pytest.mark.newest_env
 async def test_a_redis_outage_counts_one_reconnect_and_the_broadcast_error(
     private_redis: PrivateRedis, live_server_factory: LiveServerFactory
 ) -> None:
@@ -354,6 +357,7 @@ async def test_a_redis_outage_counts_one_reconnect_and_the_broadcast_error(
     assert samples[("django_ws_broadcasts_published_total", ())] == 2
 
 
+@pytest.mark.newest_env
 async def test_a_dead_process_drops_out_of_the_live_view(
     private_redis: PrivateRedis, live_server_factory: LiveServerFactory
 ) -> None:
