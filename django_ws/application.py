@@ -26,9 +26,14 @@ from .chain import load_middleware
 from .conf import get_settings
 from .lifecycle import open_connections
 from .handshake import refuse_handshake
+from .operations import hooks as operations
+from .operations.log_context import install as install_log_context
+from .operations.tracker import make_tracker
 from .routing import FROM_SETTINGS, Router, get_router
 
 logger = logging.getLogger("django_ws")
+
+operations.provide_tracker(make_tracker)  # the lifecycle cannot import it itself
 
 #: Any ASGI 3 application, such as Django's ``ASGIHandler`` (typed loosely by
 #: django-stubs, hence not ``asgiref.typing.ASGI3Application``).
@@ -62,6 +67,7 @@ class WebSocketApplication:
             for entry in handler_class.middleware:
                 load_middleware(entry, where=f"{handler_class.__qualname__}.middleware")
         get_backend()
+        operations.check()
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -90,6 +96,8 @@ class WebSocketApplication:
         if message["type"] == "websocket.connect":
             logger.info("Refused WebSocket %s: no route", scope["path"])
             await refuse_handshake(scope, send, 404)
+            if operations.tracker is not None:
+                operations.tracker.refused_unrouted(404)
 
     async def lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         """Answer the lifespan protocol: start and stop the broadcast backend."""
@@ -99,6 +107,7 @@ class WebSocketApplication:
                 try:
                     self.check()
                     await get_backend().start()
+                    await operations.startup()
                 except Exception as error:
                     logger.exception("django-ws startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
@@ -107,6 +116,7 @@ class WebSocketApplication:
             elif message["type"] == "lifespan.shutdown":
                 try:
                     await close_all(status.WS_1001_GOING_AWAY, "Server shutting down")
+                    await operations.shutdown()
                     await get_backend().stop()
                 except Exception as error:
                     logger.exception("django-ws shutdown failed")
@@ -145,6 +155,7 @@ def get_websocket_application(
     registry, for tests. Configuration is checked now, so mistakes fail at startup.
     """
     django.setup(set_prefix=False)
+    install_log_context()
     if http_app is None:
         from django.core.handlers.asgi import ASGIHandler
 

@@ -29,6 +29,7 @@ from .state import ABORTING, CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, Connect
 from .backpressure import with_backpressure
 from .closing import CloseHandling
 from .tasks import TaskMixin
+from .operations import hooks as operations
 
 if TYPE_CHECKING:
     from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, WebSocketScope
@@ -102,6 +103,9 @@ class Lifecycle(CloseHandling, TaskMixin):
         self._state = CONNECTING
         if "extensions" not in scope:  # an ASGI 2.0 server: its send may never wait
             send = with_backpressure(scope, send)
+        tracker = operations.tracker  # None unless metrics, live view or limits are on
+        if tracker is not None:
+            receive, send = tracker.attach(self, receive, send)
         self._receive: Callable[[], Awaitable[Any]] = receive  # type: ignore[assignment]
         self._asgi_send: Callable[[Any], Awaitable[None]] = send  # type: ignore[assignment]
         self._request = None
@@ -158,6 +162,7 @@ class Lifecycle(CloseHandling, TaskMixin):
         if message["type"] != "websocket.connect":
             return
         task = self._task = asyncio.current_task()
+        operations.current_connection.set(self)  # log records name this socket
         self._loop = task.get_loop() if task is not None else asyncio.get_running_loop()
         self._thread = get_ident()
         # The handshake's steps stay in this frame rather than a coroutine of their
@@ -198,6 +203,9 @@ class Lifecycle(CloseHandling, TaskMixin):
             # instead of leaving it all to the cyclic garbage collector.
             self._outbox.forget_owner()
             self._task = None
+            operations.current_connection.set(None)  # a finished task keeps its context
+            if operations.tracker is not None:
+                operations.tracker.finished(self)
 
     async def _refuse(self, http_status: int) -> None:
         self._move((CONNECTING,), REFUSED, f"refuse the handshake with {http_status}")
@@ -234,6 +242,8 @@ class Lifecycle(CloseHandling, TaskMixin):
         """
         if self._state is REFUSED:
             return
+        if operations.tracker is not None:  # connection limits: DenyConnection(429)
+            await operations.tracker.admit(self)
         await self._accept()
         open_connections.add(self)
         hooks = self._record.hooks

@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..conf import clears_on_settings_change, get_settings
+from ..operations.backend_events import backend_created
 from .base import BaseBackend, Member, Presence, check_group, exclusion_ids, send_event
 from .history import HistoryRules
 from .memory import MemoryBackend
@@ -73,6 +74,7 @@ def create_backend(config: dict[str, Any]) -> BaseBackend:
     history = HistoryRules(config.get("HISTORY"))
     if history:
         backend.configure_history(history)
+    backend_created(backend)  # metrics, when on
     return backend
 
 
