@@ -4,7 +4,10 @@
 #
 #   bash benchmarks/profile.sh instructions churn raw djangows djangows-auth
 #   bash benchmarks/profile.sh syscalls pingpong raw djangows djangows102
+#   LOADGEN_ARGS="--handshake browser" bash benchmarks/profile.sh instructions churn raw djangows
 #
+# LOADGEN_ARGS is added to every loadgen command line (say, the browser's handshake
+# headers, or another close order: see `benchmarks/loadgen/loadgen --help`).
 # Timed runs on a shared 2-core machine drift by 5-10% between runs; instruction
 # and system-call counts do not (the same code gives the same count within ~0.1%),
 # so they show what a change costs before the timed benchmark confirms it.
@@ -43,7 +46,7 @@ free_port() {
 
 loadgen() {  # port duration
     taskset -c 1 "$here/loadgen/loadgen" --mode "$mode" --port "$1" --path "$path" \
-        --connections "$connections" --duration "$2" --warmup 0 --timeout 120
+        --connections "$connections" --duration "$2" --warmup 0 --timeout 120 ${LOADGEN_ARGS:-}
 }
 
 completed() {

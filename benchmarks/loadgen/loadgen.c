@@ -100,6 +100,10 @@ static int opt_inflight = 200;       /* concurrent connects/handshakes */
 static int opt_wait_stdin = 0;
 static const char *opt_headers[MAX_HEADERS];
 static int opt_nheaders = 0;
+enum handshake { HS_MINIMAL, HS_GO, HS_BROWSER };
+static int opt_handshake = HS_MINIMAL;  /* which client's handshake headers to send */
+static int opt_close_abrupt = 0;       /* churn: close TCP right after the close frame */
+static int opt_idle_echo = 0;          /* idle: one echo per connection before idling */
 
 /* ---- state ------------------------------------------------------------ */
 
@@ -362,6 +366,22 @@ static void send_handshake(conn_t *c) {
                      "Sec-WebSocket-Key: " WS_KEY "\r\n"
                      "Sec-WebSocket-Version: 13\r\n",
                      c->path, opt_host, c->port);
+    /* What other clients send besides the handshake's own headers: Go's net/http
+       based clients (gorilla/websocket) add a User-Agent; a browser adds its Origin
+       (same-origin page), a User-Agent and the headers of any request it makes. No
+       Sec-WebSocket-Extensions: this client does not speak permessage-deflate. */
+    if (opt_handshake == HS_GO)
+        n += snprintf(req + n, sizeof req - n, "User-Agent: Go-http-client/1.1\r\n");
+    else if (opt_handshake == HS_BROWSER)
+        n += snprintf(req + n, sizeof req - n,
+                      "Origin: http://%s:%d\r\n"
+                      "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+                      "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
+                      "Pragma: no-cache\r\n"
+                      "Cache-Control: no-cache\r\n"
+                      "Accept-Encoding: gzip, deflate, br, zstd\r\n"
+                      "Accept-Language: en-US,en;q=0.9\r\n",
+                      opt_host, c->port);
     for (int i = 0; i < opt_nheaders; i++)
         n += snprintf(req + n, sizeof req - n, "%s\r\n", opt_headers[i]);
     n += snprintf(req + n, sizeof req - n, "\r\n");
@@ -398,6 +418,7 @@ static void on_open(conn_t *c) {
         send_echo(c, c->n + 1, 1);
         break;
     case M_IDLE:
+        if (opt_idle_echo) send_echo(c, c->idx, 1);
         break;
     case M_BROADCAST:
         send_echo(c, c->idx, 0);
@@ -436,9 +457,20 @@ static void on_text(conn_t *c, const char *data, size_t len) {
     case M_CHURN:
         check_echo(c, data, len);
         start_close(c);
+        if (opt_close_abrupt && c->state == ST_CLOSING) {
+            /* Close TCP without waiting for the server's close frame, as clients
+               that call close() right after sending theirs do. */
+            c->got_close = 1;
+            on_closed(c, 1);
+        }
         break;
     case M_IDLE:
-        st_protocol_errors++;
+        if (!opt_idle_echo || !c->awaiting) {
+            st_protocol_errors++;
+            break;
+        }
+        check_echo(c, data, len);
+        nsynced++;
         break;
     case M_BROADCAST: {
         long seq;
@@ -751,7 +783,8 @@ static void tick(double t) {
         if (ndone >= nconns && (t_measure_started || opt_mode == M_PINGPONG)) finished = 1;
         break;
     case M_IDLE:
-        if (idle_phase == 0 && next_to_open == nconns && inflight == 0) {
+        if (idle_phase == 0 && next_to_open == nconns && inflight == 0 &&
+            (!opt_idle_echo || nsynced == nopen)) {
             idle_phase = 1;
             t_ready = t;
             t_hold_end = t + opt_duration;
@@ -934,6 +967,13 @@ static void usage(void) {
             "  --payload N          payload length in bytes (default 100, at most 1000000)\n"
             "  --inflight N         concurrent connects (default 200)\n"
             "  --header 'K: V'      extra handshake header (repeatable)\n"
+            "  --handshake KIND     minimal (default: the handshake's own headers), go (adds\n"
+            "                       User-Agent) or browser (adds a same-origin Origin,\n"
+            "                       User-Agent, Accept-* and cache headers)\n"
+            "  --idle-echo          idle: each connection exchanges one echo before idling\n"
+            "                       (ready once every echo is back)\n"
+            "  --close KIND         churn: wait (default: for the server's close frame and\n"
+            "                       TCP close) or abrupt (close TCP after sending the close)\n"
             "  --wait-stdin         idle/broadcast: after {\"event\": ...} lines (ready; broadcast\n"
             "                       also done, before closing) wait for a line on stdin\n"
             "  --timeout S          hard limit on the whole run (default 120)\n");
@@ -950,7 +990,9 @@ int main(int argc, char **argv) {
         {"warmup-rounds", required_argument, 0, 'r'}, {"gap", required_argument, 0, 'g'},
         {"payload", required_argument, 0, 'l'},     {"inflight", required_argument, 0, 'i'},
         {"header", required_argument, 0, 'h'},      {"wait-stdin", no_argument, 0, 'W'},
-        {"timeout", required_argument, 0, 't'},     {0, 0, 0, 0}};
+        {"timeout", required_argument, 0, 't'},     {"handshake", required_argument, 0, 'S'},
+        {"close", required_argument, 0, 'C'},       {"idle-echo", no_argument, 0, 'E'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
@@ -985,6 +1027,18 @@ int main(int argc, char **argv) {
             opt_headers[opt_nheaders++] = optarg;
             break;
         case 'W': opt_wait_stdin = 1; break;
+        case 'E': opt_idle_echo = 1; break;
+        case 'S':
+            if (!strcmp(optarg, "minimal")) opt_handshake = HS_MINIMAL;
+            else if (!strcmp(optarg, "go")) opt_handshake = HS_GO;
+            else if (!strcmp(optarg, "browser")) opt_handshake = HS_BROWSER;
+            else usage();
+            break;
+        case 'C':
+            if (!strcmp(optarg, "wait")) opt_close_abrupt = 0;
+            else if (!strcmp(optarg, "abrupt")) opt_close_abrupt = 1;
+            else usage();
+            break;
         case 't': opt_timeout = atof(optarg); break;
         default: usage();
         }
