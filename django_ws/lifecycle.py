@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from . import status
 from .compile import HandlerRecord, record_for
 from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
-from .handshake import has_header, refuse_handshake
-from .origin import origin_allowed
+from .handshake import refuse_handshake
+from .origin import origin_allowed, origin_allowed_by_headers
 from .outbox import SENT, Outbox
 from .ratelimit import RateLimiter
 from .state import ABORTING, CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, ConnectionState
@@ -165,11 +165,13 @@ class Lifecycle(CloseHandling, TaskMixin):
         record = self._record
         try:
             limits = record.limits
-            if (
-                limits.check_origin
-                and has_header(self.scope, b"origin")
-                and not origin_allowed(self.request, limits.allowed_origins)
-            ):
+            allowed = (
+                not limits.check_origin
+                or origin_allowed_by_headers(self.scope, limits.allowed_origins)
+            )
+            if allowed is None:  # undecided without the request (proxy settings...)
+                allowed = origin_allowed(self.request, limits.allowed_origins)
+            if not allowed:
                 logger.warning(
                     "Refused %r: Origin %r not allowed", self, self.request.META["HTTP_ORIGIN"]
                 )
