@@ -17,6 +17,7 @@ class Params:
     churn_duration: float = 5.0
     churn_warmup: float = 1.0
     idle_counts: tuple[int, ...] = (2000, 10000)
+    idle_echo_counts: tuple[int, ...] = (2000,)
     idle_settle: float = 3.0
     broadcast_members: tuple[int, ...] = (1000, 2000)
     broadcast_rounds: int = 15
@@ -41,6 +42,7 @@ SMOKE = Params(
     churn_duration=0.3,
     churn_warmup=0.1,
     idle_counts=(100,),
+    idle_echo_counts=(100,),
     idle_settle=0.3,
     broadcast_members=(50,),
     broadcast_rounds=3,

@@ -22,7 +22,7 @@ LOADGEN_CPU: Column = ("loadgen CPU", _pct("loadgen_cpu_pct"))
 
 def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
     """The columns a scenario's tables show between ``min–max`` and ``errors``."""
-    if name in ("pingpong", "churn"):
+    if name in ("pingpong", "churn", "churn-browser"):
         return [
             ("per server CPU-s", lambda s: fmt(s.get("per_cpu_s", 0))),
             ("× raw per CPU-s", lambda s: ratio(s.get("per_cpu_s", 0), raw_per_cpu_s)),
@@ -31,6 +31,13 @@ def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
                 lambda s: f"{s.get('p50_ms', 0):.2f} / {s.get('p99_ms', 0):.2f}",
             ),
             ("server CPU", _pct("server_cpu_pct")),
+            LOADGEN_CPU,
+        ]
+    if name == "idle-echo":
+        return [
+            ("from fresh", lambda s: f"{s.get('kib_from_fresh', 0):.1f}"),
+            ("RSS at N", lambda s: f"{s.get('rss_after_kib', 0) / 1024:,.0f} MiB"),
+            ("time to open N", lambda s: f"{s.get('open_s', 0):.1f} s"),
             LOADGEN_CPU,
         ]
     if name == "idle":
@@ -157,7 +164,7 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         "`× raw` and `× ref` divide by the raw app's and by the Channels reference's "
         "number from the same invocation."
     )
-    if name in ("pingpong", "churn"):
+    if name in ("pingpong", "churn", "churn-browser"):
         lines.append(
             "*per server CPU-s* divides everything the server completed by the CPU "
             "seconds it used (from /proc): unlike the rate, it does not drop when other "

@@ -20,6 +20,7 @@ MEDIAN_FIELDS = (
     "per_cpu_s",
     "fresh_ms",
     "round_trips_per_broadcast",
+    "kib_from_fresh",
 )
 
 
