@@ -281,14 +281,21 @@ class Lifecycle(CloseHandling, TaskMixin):
 
     async def _receive_loop(self) -> None:
         receive = self._receive
-        decode = self.codec.decode
+        codec = self.codec  # called through it: a bound method kept here costs memory
         limits = self._record.limits
         max_size = limits.max_message_size
         limiter = RateLimiter(limits.max_messages_per_second) if limits.max_messages_per_second else None
         typed = self._record.hooks.typed
         type_key = self.message_type_key
-        on_message = self.on_message
+        message: Any = None
+        data: Any = None
+        result: Any = None
+        text: str | None = None
         while True:
+            # What the last message left in this frame (the server's event, its text,
+            # the decoded value and the reply) would otherwise stay alive as long as
+            # the socket idles: most sockets idle far longer than they work.
+            message = data = result = text = None
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
@@ -300,7 +307,7 @@ class Lifecycle(CloseHandling, TaskMixin):
                         if len(text) * 4 > max_size and len(text.encode()) > max_size:
                             await self._too_big(len(text.encode()), max_size)
                             continue
-                        data = decode(text)
+                        data = codec.decode(text)
                     else:
                         data = message.get("bytes") or b""
                         if len(data) > max_size:
@@ -312,7 +319,7 @@ class Lifecycle(CloseHandling, TaskMixin):
                     if typed and type(data) is dict and data.get(type_key) in typed:
                         result = await typed[data[type_key]](self, data)
                     else:
-                        result = await on_message(data)
+                        result = await self.on_message(data)
                     if result is not None:
                         sent = self.send(result)
                         if sent is not SENT:  # queued behind back-pressure, or dropped

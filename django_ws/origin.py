@@ -12,11 +12,13 @@ visitor's cookies by accident.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
@@ -121,14 +123,47 @@ def origin_allowed_by_headers(
             host = value
     if origin is None:
         return True
-    if host is None or settings.USE_X_FORWARDED_HOST or settings.SECURE_PROXY_SSL_HEADER:
+    if host is None:
+        return None
+    valid_hosts = _host_rules()
+    if valid_hosts is None:
         return None
     origin_text = origin.decode("latin-1").lower()
     host_text = host.decode("latin-1")
     scheme = "https" if scope.get("scheme") in _SECURE_SCHEMES else "http"
-    if origin_text == f"{scheme}://{host_text.lower()}" and _host_valid(host_text):
-        return True
+    if origin_text == f"{scheme}://{host_text.lower()}":
+        valid = valid_hosts.get(host_text)
+        if valid is None:
+            valid = _host_valid(host_text)
+            if len(valid_hosts) >= _HOSTS_REMEMBERED:
+                valid_hosts.clear()
+            valid_hosts[host_text] = valid
+        if valid:
+            return True
     return _origin_in(origin_text, allowed_origins)
+
+
+#: How many ``Host`` values the header check remembers the validity of.
+_HOSTS_REMEMBERED = 256
+#: ``Host`` value -> valid under ``ALLOWED_HOSTS``; ``None`` until first use, and
+#: ``False`` while a proxy setting leaves the decision to the request.
+_valid_hosts: dict[str, bool] | Literal[False] | None = None
+
+
+def _host_rules() -> dict[str, bool] | None:
+    """The remembered host validity, or ``None`` if the request must decide."""
+    global _valid_hosts
+    if _valid_hosts is None:
+        proxied = settings.USE_X_FORWARDED_HOST or settings.SECURE_PROXY_SSL_HEADER
+        _valid_hosts = False if proxied else {}
+    return None if _valid_hosts is False else _valid_hosts
+
+
+@receiver(setting_changed)
+def _forget_host_rules(*, setting: str, **kwargs: Any) -> None:
+    global _valid_hosts
+    if setting in ("ALLOWED_HOSTS", "DEBUG", "USE_X_FORWARDED_HOST", "SECURE_PROXY_SSL_HEADER"):
+        _valid_hosts = None
 
 
 def _host_valid(host: str) -> bool:

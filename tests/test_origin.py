@@ -356,3 +356,14 @@ async def test_a_same_origin_handshake_does_not_build_the_request() -> None:
 
     assert await status_for(client(Echo), "http://testserver") == 101
     assert built == [False]
+
+
+async def test_a_change_of_allowed_hosts_is_seen_by_the_next_handshake(settings: Any) -> None:
+    """The header check remembers which Host values are valid; a settings change resets it."""
+    ws_client = client(recording_handler([]))
+    headers = [(b"host", b"app.example"), (b"origin", b"http://app.example")]
+    assert (await open_with_scope(ws_client, headers=headers)).status == 403
+    settings.ALLOWED_HOSTS = ["app.example"]
+    assert (await open_with_scope(ws_client, headers=headers)).accepted
+    settings.ALLOWED_HOSTS = ["testserver"]
+    assert (await open_with_scope(ws_client, headers=headers)).status == 403
