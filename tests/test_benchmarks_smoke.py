@@ -60,6 +60,9 @@ def test_every_benchmark_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
         assert heading in report
     for heading in ("## Broadcast to a group with history", "## Recovering missed"):
         assert heading in report
+    # The independent harness's method: a browser's handshake, one echo before idling.
+    for heading in ("## Connection churn, browser handshake", "## Idle memory per connection after one echo"):
+        assert heading in report
     assert "`djangows`" in report and "`djangows-dsl`" in report
     assert "`djangows-history`" in report
     assert hashlib.sha256(published.read_bytes()).hexdigest() == before
