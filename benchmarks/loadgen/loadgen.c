@@ -366,12 +366,15 @@ static void send_handshake(conn_t *c) {
                      "Sec-WebSocket-Key: " WS_KEY "\r\n"
                      "Sec-WebSocket-Version: 13\r\n",
                      c->path, opt_host, c->port);
-    /* What other clients send besides the handshake's own headers: Go's net/http
-       based clients (gorilla/websocket) add a User-Agent; a browser adds its Origin
-       (same-origin page), a User-Agent and the headers of any request it makes. No
+    /* What other clients send besides the handshake's own headers: a Go client
+       adds its User-Agent and, when given one (golang.org/x/net/websocket's Dial
+       requires it), an Origin; a browser adds its Origin (same-origin page), a
+       User-Agent and the headers of any request it makes. No
        Sec-WebSocket-Extensions: this client does not speak permessage-deflate. */
     if (opt_handshake == HS_GO)
-        n += snprintf(req + n, sizeof req - n, "User-Agent: Go-http-client/1.1\r\n");
+        n += snprintf(req + n, sizeof req - n,
+                      "User-Agent: Go-http-client/1.1\r\nOrigin: http://%s:%d\r\n", opt_host,
+                      c->port);
     else if (opt_handshake == HS_BROWSER)
         n += snprintf(req + n, sizeof req - n,
                       "Origin: http://%s:%d\r\n"
@@ -968,8 +971,9 @@ static void usage(void) {
             "  --inflight N         concurrent connects (default 200)\n"
             "  --header 'K: V'      extra handshake header (repeatable)\n"
             "  --handshake KIND     minimal (default: the handshake's own headers), go (adds\n"
-            "                       User-Agent) or browser (adds a same-origin Origin,\n"
-            "                       User-Agent, Accept-* and cache headers)\n"
+            "                       a Go User-Agent and a same-origin Origin) or browser\n"
+            "                       (a same-origin Origin, User-Agent, Accept-* and cache\n"
+            "                       headers)\n"
             "  --idle-echo          idle: each connection exchanges one echo before idling\n"
             "                       (ready once every echo is back)\n"
             "  --close KIND         churn: wait (default: for the server's close frame and\n"
