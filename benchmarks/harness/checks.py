@@ -157,7 +157,9 @@ def targets_markdown(results: dict[str, Any]) -> list[str]:
         "and clients without a session cookie: with a logged-in session every handshake "
         "reads the session and the user from the database, which alone costs more than "
         "a whole raw connection, so no implementation could be within 0.9x of the floor "
-        "there. The logged-in row is shown for what it costs, not checked.",
+        "there. The logged-in row is shown for what it costs, not checked. Issue 18's "
+        "churn and idle targets are read from `churn-browser` and `idle-echo`, which "
+        "measure what a browser's connection costs (see Harness reconciliation).",
         "",
         "| scenario | target | measured | |",
         "|---|---|---|---|",

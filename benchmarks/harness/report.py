@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from .charts import chart
 from .checks import targets_markdown
+from .reconciliation import HARNESS_RECONCILIATION
 from .scenarios import SCENARIOS
 from .summary import fmt, ratio, raw_name, reference_name, summarize
 
@@ -249,6 +250,7 @@ def write_report(results: dict[str, Any], md_path: Path, img_dir: Path) -> None:
     if meta.get("note"):
         lines += [f"> {meta['note']}", ""]
     lines += HOW_IT_IS_MEASURED
+    lines += HARNESS_RECONCILIATION
     lines += targets_markdown(results)
     for name in SCENARIOS:
         if name in results["scenarios"]:
