@@ -29,6 +29,11 @@ class Params:
     history_missed: int = 1000  # within the targets' history SIZE (1,000)
     history_repeats: int = 5  # recoveries and fresh joins per run
     history_stored: int = 10000  # messages for the memory per stored message
+    scale_members: int = 100000
+    scale_sources: int = 4  # 127.0.0.1..4: ~28,000 ephemeral ports each
+    rate_members: tuple[int, ...] = (1000, 10000)
+    rate_redis_processes: int = 4
+    rate_redis_members_per_server: int = 2500
 
 
 SMOKE = Params(
@@ -54,4 +59,7 @@ SMOKE = Params(
     history_missed=50,
     history_repeats=2,
     history_stored=200,
+    scale_members=200,
+    rate_members=(50,),
+    rate_redis_members_per_server=25,
 )

@@ -34,6 +34,17 @@ def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
             ("server CPU", _pct("server_cpu_pct")),
             LOADGEN_CPU,
         ]
+    if name == "scale-idle":
+        return [
+            ("RSS at N", lambda s: f"{s.get('rss_after_kib', 0) / 1024:,.0f} MiB"),
+            ("broadcast ms", lambda s: f"{s.get('broadcast_ms', 0):,.1f}"),
+            LOADGEN_CPU,
+        ]
+    if name in ("broadcast-rate", "broadcast-rate-redis"):
+        return [
+            ("ms per broadcast", lambda s: f"{s.get('broadcast_ms', 0):,.1f}"),
+            LOADGEN_CPU,
+        ]
     if name == "idle-echo":
         return [
             ("from fresh", lambda s: f"{s.get('kib_from_fresh', 0):.1f}"),

@@ -21,6 +21,7 @@ MEDIAN_FIELDS = (
     "fresh_ms",
     "round_trips_per_broadcast",
     "kib_from_fresh",
+    "broadcast_ms",
 )
 
 

@@ -104,6 +104,7 @@ enum handshake { HS_MINIMAL, HS_GO, HS_BROWSER };
 static int opt_handshake = HS_MINIMAL;  /* which client's handshake headers to send */
 static int opt_close_abrupt = 0;       /* churn: close TCP right after the close frame */
 static int opt_idle_echo = 0;          /* idle: one echo per connection before idling */
+static int opt_sources = 1;            /* source addresses 127.0.0.1..N, round robin */
 
 /* ---- state ------------------------------------------------------------ */
 
@@ -334,6 +335,22 @@ static int conn_open(conn_t *c) {
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (opt_sources > 1) {
+        /* One source address has ~28,000 ephemeral ports towards one server port:
+           spread connections over 127.0.0.1..N, the port chosen at connect(). */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl((127u << 24) | (unsigned)(1 + c->idx % opt_sources));
+#ifdef IP_BIND_ADDRESS_NO_PORT
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof src) < 0) {
+            st_connect_errors++;
+            c->state = ST_CONNECTING;
+            inflight++;
+            on_closed(c, 0);
+            return -1;
+        }
+    }
     c->state = ST_CONNECTING;
     c->got_close = c->sent_close = c->awaiting = c->synced = c->echoed = 0;
     c->rlen = c->wlen = c->woff = c->flen = 0;
@@ -974,6 +991,8 @@ static void usage(void) {
             "                       a Go User-Agent and a same-origin Origin) or browser\n"
             "                       (a same-origin Origin, User-Agent, Accept-* and cache\n"
             "                       headers)\n"
+            "  --sources N          bind connections to 127.0.0.1..127.0.0.N in turn (for more\n"
+            "                       connections than one address has ephemeral ports)\n"
             "  --idle-echo          idle: each connection exchanges one echo before idling\n"
             "                       (ready once every echo is back)\n"
             "  --close KIND         churn: wait (default: for the server's close frame and\n"
@@ -996,6 +1015,7 @@ int main(int argc, char **argv) {
         {"header", required_argument, 0, 'h'},      {"wait-stdin", no_argument, 0, 'W'},
         {"timeout", required_argument, 0, 't'},     {"handshake", required_argument, 0, 'S'},
         {"close", required_argument, 0, 'C'},       {"idle-echo", no_argument, 0, 'E'},
+        {"sources", required_argument, 0, 'o'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1032,6 +1052,7 @@ int main(int argc, char **argv) {
             break;
         case 'W': opt_wait_stdin = 1; break;
         case 'E': opt_idle_echo = 1; break;
+        case 'o': opt_sources = atoi(optarg); break;
         case 'S':
             if (!strcmp(optarg, "minimal")) opt_handshake = HS_MINIMAL;
             else if (!strcmp(optarg, "go")) opt_handshake = HS_GO;
@@ -1047,7 +1068,7 @@ int main(int argc, char **argv) {
         default: usage();
         }
     }
-    if (opt_conns < 1 || opt_nports < 1 || opt_payload < 0 || opt_payload > 1000000 || opt_duration < 0 ||
+    if (opt_conns < 1 || opt_nports < 1 || opt_payload < 0 || opt_payload > 1000000 || opt_duration < 0 || opt_sources < 1 || opt_sources > 254 ||
         opt_timeout <= 0 || opt_count < 1 || opt_inflight < 1)
         usage();
 

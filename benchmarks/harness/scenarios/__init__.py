@@ -7,6 +7,7 @@ from .broadcast import BROADCAST, BROADCAST_REDIS
 from .echo import CHURN, CHURN_BROWSER, PINGPONG
 from .history import HISTORY_BROADCAST, HISTORY_MEMORY, HISTORY_RECOVERY, HISTORY_REDIS
 from .idle import IDLE, IDLE_ECHO
+from .scale import BROADCAST_RATE, BROADCAST_RATE_REDIS, SCALE_IDLE
 from .sync import SYNC_BROADCAST
 
 SCENARIOS: dict[str, Scenario] = {
@@ -24,6 +25,9 @@ SCENARIOS: dict[str, Scenario] = {
         HISTORY_REDIS,
         HISTORY_RECOVERY,
         HISTORY_MEMORY,
+        SCALE_IDLE,
+        BROADCAST_RATE,
+        BROADCAST_RATE_REDIS,
     )
 }
 
