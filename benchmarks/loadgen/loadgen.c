@@ -67,6 +67,7 @@ typedef struct {
     int awaiting;       /* an echo is outstanding */
     int echoed;         /* the last echo came back correct */
     int synced;
+    int sio_pending;    /* socketio: WebSocket open, Socket.IO connect not yet acknowledged */
     long n;             /* sequence number of the outstanding echo */
     long last_seq;      /* broadcast: last seq received */
     double t_start;     /* churn: when this connection attempt started */
@@ -105,6 +106,7 @@ static int opt_handshake = HS_MINIMAL;  /* which client's handshake headers to s
 static int opt_close_abrupt = 0;       /* churn: close TCP right after the close frame */
 static int opt_idle_echo = 0;          /* idle: one echo per connection before idling */
 static int opt_sources = 1;            /* source addresses 127.0.0.1..N, round robin */
+static int opt_socketio = 0;           /* speak Socket.IO (Engine.IO 4) over the WebSocket */
 
 /* ---- state ------------------------------------------------------------ */
 
@@ -243,7 +245,8 @@ static void conn_release(conn_t *c) {
         epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
     }
-    if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) inflight--;
+    if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE || c->sio_pending) inflight--;
+    c->sio_pending = 0;
     c->fd = -1;
     c->rlen = c->wlen = c->woff = c->flen = 0;
     c->epout = 0;
@@ -313,7 +316,19 @@ static int send_frame(conn_t *c, int opcode, const char *data, size_t len) {
     return r;
 }
 
-static int send_text(conn_t *c, const char *data, size_t len) { return send_frame(c, 0x1, data, len); }
+static char *siobuf;
+static size_t siocap;
+
+/* A message; with --protocol socketio, the Socket.IO event ["msg", <message>]. */
+static int send_text(conn_t *c, const char *data, size_t len) {
+    if (!opt_socketio) return send_frame(c, 0x1, data, len);
+    if (len + 16 > siocap) {
+        siocap = len + 16;
+        siobuf = xrealloc(siobuf, siocap);
+    }
+    int n = snprintf(siobuf, siocap, "42[\"msg\",%.*s]", (int)len, data);
+    return send_frame(c, 0x1, siobuf, n);
+}
 
 static void start_close(conn_t *c) {
     if (c->state != ST_OPEN) return;
@@ -578,14 +593,45 @@ static int handle_handshake(conn_t *c) {
     memmove(c->rbuf, c->rbuf + hlen, c->rlen - hlen);
     c->rlen -= hlen;
     c->state = ST_OPEN;
+    if (opt_socketio) {
+        c->sio_pending = 1;  /* still in flight until Socket.IO's connect is acknowledged */
+        return 1;
+    }
     inflight--;
     on_open(c);
     return 1;
 }
 
+/* Engine.IO / Socket.IO packets: open (0), ping (2), connect (40), error (44). Returns
+   1 if the packet was one of them, 0 for an event (42) the mode reads. */
+static int socketio_packet(conn_t *c, const char *data, size_t len) {
+    if (len == 1 && data[0] == '2') {
+        send_frame(c, 0x1, "3", 1);
+        return 1;
+    }
+    if (len >= 1 && data[0] == '0') {
+        send_frame(c, 0x1, "40", 2);
+        return 1;
+    }
+    if (len >= 2 && data[0] == '4' && data[1] == '0') {
+        if (c->sio_pending) {
+            c->sio_pending = 0;
+            inflight--;
+            on_open(c);
+        }
+        return 1;
+    }
+    if (len >= 2 && data[0] == '4' && data[1] == '2') return 0;
+    st_protocol_errors++;
+    return 1;
+}
+
 static void deliver(conn_t *c, int opcode, char *data, size_t len) {
-    if (opcode == 0x1) on_text(c, data, len);
-    else st_protocol_errors++;  /* binary frames are not used */
+    if (opcode == 0x1) {
+        if (!opt_socketio || !socketio_packet(c, data, len)) on_text(c, data, len);
+    } else {
+        st_protocol_errors++;
+    }  /* binary frames are not used */
 }
 
 /* Returns -1 if the connection was closed. */
@@ -993,6 +1039,8 @@ static void usage(void) {
             "                       headers)\n"
             "  --sources N          bind connections to 127.0.0.1..127.0.0.N in turn (for more\n"
             "                       connections than one address has ephemeral ports)\n"
+            "  --protocol KIND      websocket (default) or socketio: Engine.IO 4 open and\n"
+            "                       Socket.IO connect, messages as the event [\"msg\", ...]\n"
             "  --idle-echo          idle: each connection exchanges one echo before idling\n"
             "                       (ready once every echo is back)\n"
             "  --close KIND         churn: wait (default: for the server's close frame and\n"
@@ -1015,7 +1063,7 @@ int main(int argc, char **argv) {
         {"header", required_argument, 0, 'h'},      {"wait-stdin", no_argument, 0, 'W'},
         {"timeout", required_argument, 0, 't'},     {"handshake", required_argument, 0, 'S'},
         {"close", required_argument, 0, 'C'},       {"idle-echo", no_argument, 0, 'E'},
-        {"sources", required_argument, 0, 'o'},
+        {"sources", required_argument, 0, 'o'},     {"protocol", required_argument, 0, 'x'},
         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1053,6 +1101,11 @@ int main(int argc, char **argv) {
         case 'W': opt_wait_stdin = 1; break;
         case 'E': opt_idle_echo = 1; break;
         case 'o': opt_sources = atoi(optarg); break;
+        case 'x':
+            if (!strcmp(optarg, "websocket")) opt_socketio = 0;
+            else if (!strcmp(optarg, "socketio")) opt_socketio = 1;
+            else usage();
+            break;
         case 'S':
             if (!strcmp(optarg, "minimal")) opt_handshake = HS_MINIMAL;
             else if (!strcmp(optarg, "go")) opt_handshake = HS_GO;

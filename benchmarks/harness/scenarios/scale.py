@@ -17,7 +17,7 @@ from ..common import BenchError
 from ..context import Context
 from ..loadgen import broadcast_args, echo_args, loadgen_errors, run_loadgen
 from ..processes import NOFILE, nofile_available, proc_rss_kib
-from ..targets import BROADCAST_TARGETS, REDIS_BROADCAST_TARGETS, Target
+from ..targets import RATE_REDIS_TARGETS, RATE_TARGETS, Target
 from .base import Recorder, Scenario, guarded, interleaved
 from .broadcast import receipts
 
@@ -32,7 +32,7 @@ def _rate_args(ports: list[int], target: Target, members: int, rounds: int, warm
     args = broadcast_args(
         ports, target.path("room"), target.path("trigger"), members, rounds, warmup
     )
-    return [*args, "--gap", "0"]
+    return [*args, "--gap", "0", *target.loadgen_args]
 
 
 def run_scale_idle(ctx: Context, targets: list[Target], rec: Recorder) -> None:
@@ -54,7 +54,9 @@ def run_scale_idle(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     def measure(target: Target) -> None:
         path = target.path("echo")
         with ctx.serve(target) as server:
-            warmup = echo_args("pingpong", server.port, path, 10, 0.3, 0, [])
+            warmup = echo_args(
+                "pingpong", server.port, path, 10, 0.3, 0, list(target.loadgen_args)
+            )
             run_loadgen(warmup, 60)
             time.sleep(p.idle_settle / 2)
             before = proc_rss_kib(server.pid)
@@ -143,7 +145,7 @@ def run_broadcast_rate_redis(ctx: Context, targets: list[Target], rec: Recorder)
     interleaved(rec, targets, p.broadcast_runs, measure)
 
 
-_SCALE_NAMES = ("raw", "starlette", "djangows", "djangows-dsl", "djangows102")
+_SCALE_NAMES = ("raw", "starlette", "djangows", "djangows-dsl", "djangows102", "socketio")
 
 SCALE_IDLE = Scenario(
     "scale-idle",
@@ -151,7 +153,7 @@ SCALE_IDLE = Scenario(
     "KiB per connection",
     "KiB/conn",
     False,
-    [t for t in BROADCAST_TARGETS if t.name in _SCALE_NAMES],
+    [t for t in RATE_TARGETS if t.name in _SCALE_NAMES],
     run_scale_idle,
     "N connections to `/room` from several source addresses (127.0.0.1 to 127.0.0.4: "
     "one address has about 28,000 ephemeral ports), each joined to the group and "
@@ -168,7 +170,7 @@ BROADCAST_RATE = Scenario(
     "deliveries per second",
     "deliveries/s",
     True,
-    BROADCAST_TARGETS,
+    RATE_TARGETS,
     run_broadcast_rate,
     "The broadcast scenario with no pause between rounds: the trigger sends the next "
     "broadcast as soon as the last member has the previous one. Deliveries per second "
@@ -181,7 +183,7 @@ BROADCAST_RATE_REDIS = Scenario(
     "deliveries per second",
     "deliveries/s",
     True,
-    REDIS_BROADCAST_TARGETS,
+    RATE_REDIS_TARGETS,
     run_broadcast_rate_redis,
     "Four uvicorn processes pinned to core 0, the members spread evenly over them, the "
     "trigger on the first; broadcasts back to back as in `broadcast-rate`, each "
