@@ -291,11 +291,12 @@ class Lifecycle(CloseHandling, TaskMixin):
         data: Any = None
         result: Any = None
         text: str | None = None
+        sent: Any = None
         while True:
             # What the last message left in this frame (the server's event, its text,
-            # the decoded value and the reply) would otherwise stay alive as long as
-            # the socket idles: most sockets idle far longer than they work.
-            message = data = result = text = None
+            # the decoded value, the reply and its send) would otherwise stay alive as
+            # long as the socket idles: most sockets idle far longer than they work.
+            message = data = result = text = sent = None
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
