@@ -18,7 +18,9 @@ from pathlib import Path
 LOADGEN = Path(__file__).resolve().parent / "loadgen" / "loadgen"
 
 
-def run(port: str, room: str, trigger: str, members: int, rounds: int, pid: str | None) -> None:
+def run(
+    port: str, room: str, trigger: str, members: int, rounds: int, pid: str | None
+) -> None:
     cmd = [
         *("taskset", "-c", "1", str(LOADGEN), "--mode", "broadcast", "--port", port),
         *("--path", room, "--trigger-path", trigger, "--connections", str(members)),
@@ -34,7 +36,9 @@ def run(port: str, room: str, trigger: str, members: int, rounds: int, pid: str 
         if event is not None:
             if pid is not None:
                 action = "-z" if event == "ready" else "-d"
-                subprocess.run(["callgrind_control", action, pid], capture_output=True, check=True)
+                subprocess.run(
+                    ["callgrind_control", action, pid], capture_output=True, check=True
+                )
             proc.stdin.write("\n")
             proc.stdin.flush()
         else:

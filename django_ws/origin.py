@@ -159,10 +159,14 @@ def _host_rules() -> dict[str, bool] | None:
     return None if _valid_hosts is False else _valid_hosts
 
 
+#: The settings that ``get_host`` and ``scheme`` read.
+_HOST_SETTINGS = ("ALLOWED_HOSTS", "DEBUG", "USE_X_FORWARDED_HOST", "SECURE_PROXY_SSL_HEADER")
+
+
 @receiver(setting_changed)
 def _forget_host_rules(*, setting: str, **kwargs: Any) -> None:
     global _valid_hosts
-    if setting in ("ALLOWED_HOSTS", "DEBUG", "USE_X_FORWARDED_HOST", "SECURE_PROXY_SSL_HEADER"):
+    if setting in _HOST_SETTINGS:
         _valid_hosts = None
 
 

@@ -36,7 +36,10 @@ probe("channels-redis", lambda: importlib.import_module("channels_redis.pubsub")
 probe("starlette", lambda: importlib.import_module("starlette.endpoints"))
 probe("redis", lambda: importlib.import_module("redis.asyncio"))
 probe("socketio", lambda: importlib.import_module("socketio").AsyncServer)
-probe("socketio-redis", lambda: (importlib.import_module("socketio").AsyncRedisManager, importlib.import_module("redis.asyncio")))
+def sio_redis():
+    importlib.import_module("socketio").AsyncRedisManager
+    importlib.import_module("redis.asyncio")
+probe("socketio-redis", sio_redis)
 print(json.dumps(caps))
 """
 PROBED = (

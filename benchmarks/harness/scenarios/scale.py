@@ -27,7 +27,9 @@ _FD_MARGIN = 1024
 _SCALE_ROUNDS = 3
 
 
-def _rate_args(ports: list[int], target: Target, members: int, rounds: int, warmup: int) -> list[str]:
+def _rate_args(
+    ports: list[int], target: Target, members: int, rounds: int, warmup: int
+) -> list[str]:
     """Broadcast arguments with no pause between rounds: a sustained stream."""
     args = broadcast_args(
         ports, target.path("room"), target.path("trigger"), members, rounds, warmup
@@ -98,7 +100,11 @@ def run_broadcast_rate(ctx: Context, targets: list[Target], rec: Recorder) -> No
         with ctx.serve(target) as server:
             for members in p.rate_members:
                 args = _rate_args(
-                    [server.port], target, members, p.broadcast_rounds, p.broadcast_warmup_rounds
+                    [server.port],
+                    target,
+                    members,
+                    p.broadcast_rounds,
+                    p.broadcast_warmup_rounds,
                 )
                 res = run_loadgen(args, 600)
                 server.check_alive()
