@@ -4,7 +4,11 @@
 #
 #   bash benchmarks/profile.sh instructions churn raw djangows djangows-auth
 #   bash benchmarks/profile.sh syscalls pingpong raw djangows djangows102
+#   LOADGEN_ARGS="--handshake browser" bash benchmarks/profile.sh instructions churn raw djangows
+#   bash benchmarks/profile.sh instructions broadcast raw djangows   # per delivery, 1,000 members
 #
+# LOADGEN_ARGS is added to every loadgen command line (say, the browser's handshake
+# headers, or another close order: see `benchmarks/loadgen/loadgen --help`).
 # Timed runs on a shared 2-core machine drift by 5-10% between runs; instruction
 # and system-call counts do not (the same code gives the same count within ~0.1%),
 # so they show what a change costs before the timed benchmark confirms it.
@@ -18,9 +22,11 @@ tool=${1:?usage: profile.sh instructions|syscalls churn|pingpong TARGET...}
 mode=${2:?usage: profile.sh instructions|syscalls churn|pingpong TARGET...}
 shift 2
 [[ $tool == instructions || $tool == syscalls ]] || { echo "unknown tool $tool" >&2; exit 2; }
-[[ $mode == churn || $mode == pingpong ]] || { echo "unknown scenario $mode" >&2; exit 2; }
+[[ $mode == churn || $mode == pingpong || $mode == broadcast ]] || { echo "unknown scenario $mode" >&2; exit 2; }
+[[ $mode != broadcast || $tool == instructions ]] || { echo "broadcast: instructions only" >&2; exit 2; }
 connections=$([[ $mode == churn ]] && echo 20 || echo 50)
 unit=$([[ $mode == churn ]] && echo "connection" || echo "round trip")
+[[ $mode == broadcast ]] && unit="delivery (${BROADCAST_MEMBERS:=1000} members, ${BROADCAST_ROUNDS:=20} rounds)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -43,7 +49,7 @@ free_port() {
 
 loadgen() {  # port duration
     taskset -c 1 "$here/loadgen/loadgen" --mode "$mode" --port "$1" --path "$path" \
-        --connections "$connections" --duration "$2" --warmup 0 --timeout 120
+        --connections "$connections" --duration "$2" --warmup 0 --timeout 120 ${LOADGEN_ARGS:-}
 }
 
 completed() {
@@ -68,6 +74,17 @@ for target in "$@"; do
         (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.1
     done
+    if [[ $mode == broadcast ]]; then
+        # Zeroed once every member joined, dumped after the last round: broadcasts only.
+        n=$(python3 "$here/profile_broadcast.py" "$server" "$port" "${path%/echo}/room" \
+            "${path%/echo}/trigger" "$BROADCAST_MEMBERS" "$BROADCAST_ROUNDS")
+        sleep 1
+        kill -INT "$server"; wait "$server" 2>/dev/null || true
+        total=$(grep -h -m1 '^summary:' "$work/$target".*.1 | awk '{print $2}')
+        printf '%-15s %12s instructions per %s (%s done)\n' "$target" \
+            "$(python3 -c "print(f'{$total / $n:,.0f}')")" "$unit" "$n"
+        continue
+    fi
     loadgen "$port" 2 >/dev/null  # warm-up
     if [[ $tool == instructions ]]; then
         callgrind_control -z "$server" >/dev/null

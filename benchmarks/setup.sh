@@ -26,6 +26,7 @@ main_pkgs=(
     "starlette"
     "redis>=5.0"
     "matplotlib"
+    "python-socketio>=5.11"  # the Socket.IO peer of the scale scenarios
 )
 
 make_venv() {

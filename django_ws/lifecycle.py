@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from . import status
 from .compile import HandlerRecord, record_for
 from .exceptions import ConnectionClosed, DenyConnection, MessageDecodeError
-from .handshake import has_header, refuse_handshake
-from .origin import origin_allowed
+from .handshake import refuse_handshake
+from .origin import origin_allowed, origin_allowed_by_headers
 from .outbox import SENT, Outbox
 from .ratelimit import RateLimiter
 from .state import ABORTING, CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, ConnectionState
@@ -170,11 +170,13 @@ class Lifecycle(CloseHandling, TaskMixin):
         record = self._record
         try:
             limits = record.limits
-            if (
-                limits.check_origin
-                and has_header(self.scope, b"origin")
-                and not origin_allowed(self.request, limits.allowed_origins)
-            ):
+            allowed = (
+                not limits.check_origin
+                or origin_allowed_by_headers(self.scope, limits.allowed_origins)
+            )
+            if allowed is None:  # undecided without the request (proxy settings...)
+                allowed = origin_allowed(self.request, limits.allowed_origins)
+            if not allowed:
                 logger.warning(
                     "Refused %r: Origin %r not allowed", self, self.request.META["HTTP_ORIGIN"]
                 )
@@ -289,14 +291,22 @@ class Lifecycle(CloseHandling, TaskMixin):
 
     async def _receive_loop(self) -> None:
         receive = self._receive
-        decode = self.codec.decode
+        codec = self.codec  # called through it: a bound method kept here costs memory
         limits = self._record.limits
         max_size = limits.max_message_size
         limiter = RateLimiter(limits.max_messages_per_second) if limits.max_messages_per_second else None
         typed = self._record.hooks.typed
         type_key = self.message_type_key
-        on_message = self.on_message
+        message: Any = None
+        data: Any = None
+        result: Any = None
+        text: str | None = None
+        sent: Any = None
         while True:
+            # What the last message left in this frame (the server's event, its text,
+            # the decoded value, the reply and its send) would otherwise stay alive as
+            # long as the socket idles: most sockets idle far longer than they work.
+            message = data = result = text = sent = None
             message = await receive()
             kind = message["type"]
             if kind == "websocket.receive":
@@ -308,7 +318,7 @@ class Lifecycle(CloseHandling, TaskMixin):
                         if len(text) * 4 > max_size and len(text.encode()) > max_size:
                             await self._too_big(len(text.encode()), max_size)
                             continue
-                        data = decode(text)
+                        data = codec.decode(text)
                     else:
                         data = message.get("bytes") or b""
                         if len(data) > max_size:
@@ -320,7 +330,7 @@ class Lifecycle(CloseHandling, TaskMixin):
                     if typed and type(data) is dict and data.get(type_key) in typed:
                         result = await typed[data[type_key]](self, data)
                     else:
-                        result = await on_message(data)
+                        result = await self.on_message(data)
                     if result is not None:
                         sent = self.send(result)
                         if sent is not SENT:  # queued behind back-pressure, or dropped

@@ -45,7 +45,7 @@ def test_every_benchmark_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
             "--scenario",
             "all",
             "--targets",
-            "raw,djangows,djangows-dsl",
+            "raw,djangows,djangows-dsl,socketio",
             "--out",
             str(tmp_path),
         ],
@@ -60,6 +60,20 @@ def test_every_benchmark_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
         assert heading in report
     for heading in ("## Broadcast to a group with history", "## Recovering missed"):
         assert heading in report
+    # The independent harness's method: a browser's handshake, one echo before idling.
+    for heading in (
+        "## Connection churn, browser handshake",
+        "## Idle memory per connection after one echo",
+    ):
+        assert heading in report
+    # Issue 18's scale scenarios, python-socketio as the peer with rooms and Redis.
+    for heading in (
+        "## Many idle connections",
+        "## Sustained broadcast in one",
+        "## Sustained broadcast across 4",
+    ):
+        assert heading in report
+    assert "`socketio`" in report
     assert "`djangows`" in report and "`djangows-dsl`" in report
     assert "`djangows-history`" in report
     assert hashlib.sha256(published.read_bytes()).hexdigest() == before

@@ -108,3 +108,35 @@ async def test_accepting_twice_raises_naming_both_states() -> None:
         "but it is OPEN."
     ]
 
+
+
+async def test_an_idle_socket_keeps_nothing_of_its_last_message() -> None:
+    """Most sockets idle far longer than they work: the last message must not stay."""
+    import gc
+    import weakref
+
+    from django_ws.codecs import TextCodec
+
+    class Decoded:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+    class Boxing(TextCodec):
+        def decode(self, text: str) -> Any:
+            return Decoded(text)
+
+    kept: list[weakref.ref[Any]] = []
+
+    class Echo(WebSocketHandler):
+        codec = Boxing()
+
+        async def on_message(self, data: Any) -> Any:
+            kept.append(weakref.ref(data))
+            return data.text
+
+    async with client(Echo).connect("/ws") as ws:
+        await ws.send_text("hello")
+        assert await ws.receive_text() == "hello"
+        await ws.wait_idle()  # the socket now waits for its next message
+        gc.collect()
+        assert len(kept) == 1 and kept[0]() is None

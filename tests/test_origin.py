@@ -276,3 +276,94 @@ async def test_other_routes_keep_the_check_when_one_switches_it_off() -> None:
     async with ws_client.connect("/open", headers=[("origin", FOREIGN)]) as ws:
         assert ws.accepted
     assert await status_for(ws_client, FOREIGN) == 403
+
+
+# Decided from the headers: the same answer without building the request ----------
+
+
+def origin_scope(headers: list[tuple[bytes, bytes]], scheme: str = "ws") -> dict[str, Any]:
+    return {
+        "type": "websocket",
+        "path": "/ws",
+        "scheme": scheme,
+        "headers": headers,
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+HEADER_CASES = [
+    [(b"host", b"testserver")],  # no Origin
+    [(b"host", b"testserver"), (b"origin", b"http://testserver")],
+    [(b"host", b"TestServer"), (b"origin", b"HTTP://testserver")],
+    [(b"host", b"testserver:8000"), (b"origin", b"http://testserver:8000")],
+    [(b"host", b"testserver"), (b"origin", b"http://testserver:8000")],
+    [(b"host", b"testserver"), (b"origin", b"https://testserver")],
+    [(b"host", b"evil.example"), (b"origin", b"http://evil.example")],  # ALLOWED_HOSTS
+    [(b"host", b"bad_host!"), (b"origin", b"http://bad_host!")],  # not a domain
+    [(b"host", b"testserver"), (b"origin", b"https://app.example.com")],
+    [(b"host", b"testserver"), (b"origin", b"https://a.b.example.com")],
+    [(b"host", b"testserver"), (b"origin", b"null")],
+    [(b"host", b"testserver"), (b"origin", b"http://[::1")],
+    [(b"origin", b"http://testserver")],  # no Host: SERVER_NAME, undecided
+    [(b"host", b"testserver"), (b"host", b"x"), (b"origin", b"http://testserver")],
+    [(b"host", b"testserver"), (b"origin", b"http://x"), (b"origin", b"http://y")],
+]
+
+
+@pytest.mark.parametrize("headers", HEADER_CASES)
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+@pytest.mark.parametrize("allowed", [(), ("https://*.example.com",)])
+def test_the_header_check_answers_as_the_request_check_or_not_at_all(
+    headers: list[tuple[bytes, bytes]], scheme: str, allowed: tuple[str, ...]
+) -> None:
+    from django_ws.origin import origin_allowed, origin_allowed_by_headers
+    from django_ws.request import WebSocketRequest
+
+    scope = origin_scope(headers, scheme)
+    by_headers = origin_allowed_by_headers(scope, allowed)
+    by_request = origin_allowed(WebSocketRequest(scope), allowed)
+    names = [name for name, _ in headers]
+    undecided = b"origin" in names and (names.count(b"host") != 1 or names.count(b"origin") > 1)
+    assert by_headers is (None if undecided else by_request)
+
+
+@pytest.mark.parametrize(
+    "setting", [("USE_X_FORWARDED_HOST", True), ("SECURE_PROXY_SSL_HEADER", ("HTTP_X_P", "https"))]
+)
+def test_proxy_settings_leave_the_answer_to_the_request(settings: Any, setting: Any) -> None:
+    from django_ws.origin import origin_allowed_by_headers
+
+    setattr(settings, *setting)
+    scope = origin_scope([(b"host", b"testserver"), (b"origin", b"http://testserver")])
+    assert origin_allowed_by_headers(scope, ()) is None
+
+
+async def test_a_forwarded_host_is_still_what_the_origin_must_match(settings: Any) -> None:
+    settings.USE_X_FORWARDED_HOST = True
+    ws_client = client(recording_handler([]))
+    forwarded = [("x-forwarded-host", "localhost")]
+    assert await status_for(ws_client, "http://localhost", headers=forwarded) == 101
+    assert await status_for(ws_client, "http://testserver", headers=forwarded) == 403
+
+
+async def test_a_same_origin_handshake_does_not_build_the_request() -> None:
+    """Building it walks every header; a handler that never reads it should not pay."""
+    built: list[bool] = []
+
+    class Echo(WebSocketHandler):
+        async def on_open(self) -> None:
+            built.append(self.has_request)
+
+    assert await status_for(client(Echo), "http://testserver") == 101
+    assert built == [False]
+
+
+async def test_a_change_of_allowed_hosts_is_seen_by_the_next_handshake(settings: Any) -> None:
+    """The header check remembers which Host values are valid; a settings change resets it."""
+    ws_client = client(recording_handler([]))
+    headers = [(b"host", b"app.example"), (b"origin", b"http://app.example")]
+    assert (await open_with_scope(ws_client, headers=headers)).status == 403
+    settings.ALLOWED_HOSTS = ["app.example"]
+    assert (await open_with_scope(ws_client, headers=headers)).accepted
+    settings.ALLOWED_HOSTS = ["testserver"]
+    assert (await open_with_scope(ws_client, headers=headers)).status == 403

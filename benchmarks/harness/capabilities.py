@@ -38,6 +38,11 @@ probe("channels", lambda: importlib.import_module("channels.generic.websocket"))
 probe("channels-redis", lambda: importlib.import_module("channels_redis.pubsub"))
 probe("starlette", lambda: importlib.import_module("starlette.endpoints"))
 probe("redis", lambda: importlib.import_module("redis.asyncio"))
+probe("socketio", lambda: importlib.import_module("socketio").AsyncServer)
+def sio_redis():
+    importlib.import_module("socketio").AsyncRedisManager
+    importlib.import_module("redis.asyncio")
+probe("socketio-redis", sio_redis)
 print(json.dumps(caps))
 """
 PROBED = (
@@ -51,8 +56,10 @@ PROBED = (
     "channels-redis",
     "starlette",
     "redis",
+    "socketio",
+    "socketio-redis",
 )
-NEEDS_REDIS_SERVER = ("redis", "djangows-redis", "channels-redis")
+NEEDS_REDIS_SERVER = ("redis", "djangows-redis", "channels-redis", "socketio-redis")
 
 
 def probe_capabilities() -> dict[str, str]:

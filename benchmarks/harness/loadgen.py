@@ -56,12 +56,23 @@ def echo_args(
     duration: float,
     warmup: float | None,
     headers: list[str],
+    *,
+    handshake: str = "minimal",
+    idle_echo: bool = False,
 ) -> list[str]:
-    """Arguments for the ``pingpong``, ``churn`` and ``idle`` modes."""
+    """Arguments for the ``pingpong``, ``churn`` and ``idle`` modes.
+
+    ``handshake`` picks the loadgen's header set (``minimal``, ``go``, ``browser``);
+    ``idle_echo`` has each idle connection exchange one echo before it idles.
+    """
     args = ["--mode", mode, "--port", str(port), "--path", path]
     args += ["--connections", str(connections), "--duration", str(duration)]
     if warmup is not None:
         args += ["--warmup", str(warmup)]
+    if handshake != "minimal":
+        args += ["--handshake", handshake]
+    if idle_echo:
+        args.append("--idle-echo")
     return args + headers
 
 

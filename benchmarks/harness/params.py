@@ -17,6 +17,7 @@ class Params:
     churn_duration: float = 5.0
     churn_warmup: float = 1.0
     idle_counts: tuple[int, ...] = (2000, 10000)
+    idle_echo_counts: tuple[int, ...] = (2000,)
     idle_settle: float = 3.0
     broadcast_members: tuple[int, ...] = (1000, 2000)
     broadcast_rounds: int = 15
@@ -29,6 +30,11 @@ class Params:
     history_repeats: int = 5  # recoveries and fresh joins per run
     history_stored: int = 10000  # messages for the memory per stored message
     live_members: int = 1000
+    scale_members: int = 100000
+    scale_sources: int = 4  # 127.0.0.1..4: ~28,000 ephemeral ports each
+    rate_members: tuple[int, ...] = (1000, 10000)
+    rate_redis_processes: int = 4
+    rate_redis_members_per_server: int = 2500
 
 
 SMOKE = Params(
@@ -42,6 +48,7 @@ SMOKE = Params(
     churn_duration=0.3,
     churn_warmup=0.1,
     idle_counts=(100,),
+    idle_echo_counts=(100,),
     idle_settle=0.3,
     broadcast_members=(50,),
     broadcast_rounds=3,
@@ -54,4 +61,7 @@ SMOKE = Params(
     history_repeats=2,
     history_stored=200,
     live_members=50,
+    scale_members=200,
+    rate_members=(50,),
+    rate_redis_members_per_server=25,
 )

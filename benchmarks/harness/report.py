@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from .charts import chart
 from .checks import targets_markdown
+from .reconciliation import HARNESS_RECONCILIATION
 from .scenarios import SCENARIOS
 from .summary import fmt, ratio, raw_name, reference_name, summarize
 
@@ -22,7 +23,7 @@ LOADGEN_CPU: Column = ("loadgen CPU", _pct("loadgen_cpu_pct"))
 
 def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
     """The columns a scenario's tables show between ``min–max`` and ``errors``."""
-    if name in ("pingpong", "churn"):
+    if name in ("pingpong", "churn", "churn-browser"):
         return [
             ("per server CPU-s", lambda s: fmt(s.get("per_cpu_s", 0))),
             ("× raw per CPU-s", lambda s: ratio(s.get("per_cpu_s", 0), raw_per_cpu_s)),
@@ -31,6 +32,24 @@ def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
                 lambda s: f"{s.get('p50_ms', 0):.2f} / {s.get('p99_ms', 0):.2f}",
             ),
             ("server CPU", _pct("server_cpu_pct")),
+            LOADGEN_CPU,
+        ]
+    if name == "scale-idle":
+        return [
+            ("RSS at N", lambda s: f"{s.get('rss_after_kib', 0) / 1024:,.0f} MiB"),
+            ("broadcast ms", lambda s: f"{s.get('broadcast_ms', 0):,.1f}"),
+            LOADGEN_CPU,
+        ]
+    if name in ("broadcast-rate", "broadcast-rate-redis"):
+        return [
+            ("ms per broadcast", lambda s: f"{s.get('broadcast_ms', 0):,.1f}"),
+            LOADGEN_CPU,
+        ]
+    if name == "idle-echo":
+        return [
+            ("from fresh", lambda s: f"{s.get('kib_from_fresh', 0):.1f}"),
+            ("RSS at N", lambda s: f"{s.get('rss_after_kib', 0) / 1024:,.0f} MiB"),
+            ("time to open N", lambda s: f"{s.get('open_s', 0):.1f} s"),
             LOADGEN_CPU,
         ]
     if name == "idle":
@@ -162,7 +181,7 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         "`× raw` and `× ref` divide by the raw app's and by the Channels reference's "
         "number from the same invocation."
     )
-    if name in ("pingpong", "churn"):
+    if name in ("pingpong", "churn", "churn-browser"):
         lines.append(
             "*per server CPU-s* divides everything the server completed by the CPU "
             "seconds it used (from /proc): unlike the rate, it does not drop when other "
@@ -247,6 +266,7 @@ def write_report(results: dict[str, Any], md_path: Path, img_dir: Path) -> None:
     if meta.get("note"):
         lines += [f"> {meta['note']}", ""]
     lines += HOW_IT_IS_MEASURED
+    lines += HARNESS_RECONCILIATION
     lines += targets_markdown(results)
     for name in SCENARIOS:
         if name in results["scenarios"]:

@@ -23,6 +23,8 @@ MEDIAN_FIELDS = (
     "per_cpu_s",
     "fresh_ms",
     "round_trips_per_broadcast",
+    "kib_from_fresh",
+    "broadcast_ms",
 )
 
 

@@ -27,6 +27,8 @@ class Target:
     needs: str = ""  # capability that must be available (see capabilities.py)
     base: str = ""  # the --targets name that selects this row
     sync_kind: str = ""  # sync-broadcast scenario: raw, djangows or channels
+    path_template: str = ""  # the URL of a route, when not prefix + /name
+    loadgen_args: tuple[str, ...] = ()  # what the loadgen needs to speak the app's protocol
 
     @property
     def selector(self) -> str:
@@ -42,6 +44,8 @@ class Target:
 
     def path(self, name: str) -> str:
         """The URL path of the app's ``/echo``, ``/room`` or ``/trigger`` route."""
+        if self.path_template:
+            return self.path_template.format(name=name)
         return f"{self.prefix}/{name}"
 
 
@@ -134,6 +138,21 @@ RAW_REDIS = replace(
     description="bare ASGI app, redis-py PUBLISH + one SUBSCRIBE per process",
     env=(("RAW_BROADCAST", "redis"),),
     needs="redis",
+)
+# python-socketio: one endpoint, the route in the query; the loadgen speaks Socket.IO.
+SOCKETIO = Target(
+    "socketio",
+    "python-socketio AsyncServer (ASGIApp), rooms, in-process manager",
+    "socketio_app:app",
+    path_template="/socket.io/?EIO=4&transport=websocket&r={name}",
+    loadgen_args=("--protocol", "socketio"),
+    needs="socketio",
+)
+SOCKETIO_REDIS = replace(
+    SOCKETIO,
+    description="python-socketio AsyncServer, AsyncRedisManager",
+    env=(("SIO_BROADCAST", "redis"),),
+    needs="socketio-redis",
 )
 DJANGOWS_REDIS = replace(
     DJANGOWS,
@@ -255,6 +274,9 @@ REDIS_BROADCAST_TARGETS = [
     CHANNELS_REDIS,
     CHANNELS_PUBSUB,
 ]
+# Issue 18's scale scenarios add python-socketio, the peer with rooms and Redis.
+RATE_TARGETS = [*BROADCAST_TARGETS, SOCKETIO]
+RATE_REDIS_TARGETS = [*REDIS_BROADCAST_TARGETS, SOCKETIO_REDIS]
 # Group history on and off: broadcast (one process, and two through Redis), then
 # recovery and memory, where both backends' rows share a table.
 HISTORY_BROADCAST_TARGETS = [DJANGOWS, DJANGOWS_HISTORY]
@@ -291,4 +313,5 @@ TARGET_NAMES = [t.name for t in CHURN_TARGETS] + [
     "djangows-history",
     "djangows-history-redis",
     *(t.name for t in LIVE_TARGETS),
+    "socketio",
 ]

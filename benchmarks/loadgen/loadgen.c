@@ -67,6 +67,7 @@ typedef struct {
     int awaiting;       /* an echo is outstanding */
     int echoed;         /* the last echo came back correct */
     int synced;
+    int sio_pending;    /* socketio: WebSocket open, Socket.IO connect not yet acknowledged */
     long n;             /* sequence number of the outstanding echo */
     long last_seq;      /* broadcast: last seq received */
     double t_start;     /* churn: when this connection attempt started */
@@ -100,6 +101,12 @@ static int opt_inflight = 200;       /* concurrent connects/handshakes */
 static int opt_wait_stdin = 0;
 static const char *opt_headers[MAX_HEADERS];
 static int opt_nheaders = 0;
+enum handshake { HS_MINIMAL, HS_GO, HS_BROWSER };
+static int opt_handshake = HS_MINIMAL;  /* which client's handshake headers to send */
+static int opt_close_abrupt = 0;       /* churn: close TCP right after the close frame */
+static int opt_idle_echo = 0;          /* idle: one echo per connection before idling */
+static int opt_sources = 1;            /* source addresses 127.0.0.1..N, round robin */
+static int opt_socketio = 0;           /* speak Socket.IO (Engine.IO 4) over the WebSocket */
 
 /* ---- state ------------------------------------------------------------ */
 
@@ -238,7 +245,8 @@ static void conn_release(conn_t *c) {
         epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
     }
-    if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) inflight--;
+    if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE || c->sio_pending) inflight--;
+    c->sio_pending = 0;
     c->fd = -1;
     c->rlen = c->wlen = c->woff = c->flen = 0;
     c->epout = 0;
@@ -308,7 +316,19 @@ static int send_frame(conn_t *c, int opcode, const char *data, size_t len) {
     return r;
 }
 
-static int send_text(conn_t *c, const char *data, size_t len) { return send_frame(c, 0x1, data, len); }
+static char *siobuf;
+static size_t siocap;
+
+/* A message; with --protocol socketio, the Socket.IO event ["msg", <message>]. */
+static int send_text(conn_t *c, const char *data, size_t len) {
+    if (!opt_socketio) return send_frame(c, 0x1, data, len);
+    if (len + 16 > siocap) {
+        siocap = len + 16;
+        siobuf = xrealloc(siobuf, siocap);
+    }
+    int n = snprintf(siobuf, siocap, "42[\"msg\",%.*s]", (int)len, data);
+    return send_frame(c, 0x1, siobuf, n);
+}
 
 static void start_close(conn_t *c) {
     if (c->state != ST_OPEN) return;
@@ -330,6 +350,22 @@ static int conn_open(conn_t *c) {
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (opt_sources > 1) {
+        /* One source address has ~28,000 ephemeral ports towards one server port:
+           spread connections over 127.0.0.1..N, the port chosen at connect(). */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl((127u << 24) | (unsigned)(1 + c->idx % opt_sources));
+#ifdef IP_BIND_ADDRESS_NO_PORT
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof src) < 0) {
+            st_connect_errors++;
+            c->state = ST_CONNECTING;
+            inflight++;
+            on_closed(c, 0);
+            return -1;
+        }
+    }
     c->state = ST_CONNECTING;
     c->got_close = c->sent_close = c->awaiting = c->synced = c->echoed = 0;
     c->rlen = c->wlen = c->woff = c->flen = 0;
@@ -362,6 +398,25 @@ static void send_handshake(conn_t *c) {
                      "Sec-WebSocket-Key: " WS_KEY "\r\n"
                      "Sec-WebSocket-Version: 13\r\n",
                      c->path, opt_host, c->port);
+    /* What other clients send besides the handshake's own headers: a Go client
+       adds its User-Agent and, when given one (golang.org/x/net/websocket's Dial
+       requires it), an Origin; a browser adds its Origin (same-origin page), a
+       User-Agent and the headers of any request it makes. No
+       Sec-WebSocket-Extensions: this client does not speak permessage-deflate. */
+    if (opt_handshake == HS_GO)
+        n += snprintf(req + n, sizeof req - n,
+                      "User-Agent: Go-http-client/1.1\r\nOrigin: http://%s:%d\r\n", opt_host,
+                      c->port);
+    else if (opt_handshake == HS_BROWSER)
+        n += snprintf(req + n, sizeof req - n,
+                      "Origin: http://%s:%d\r\n"
+                      "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+                      "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n"
+                      "Pragma: no-cache\r\n"
+                      "Cache-Control: no-cache\r\n"
+                      "Accept-Encoding: gzip, deflate, br, zstd\r\n"
+                      "Accept-Language: en-US,en;q=0.9\r\n",
+                      opt_host, c->port);
     for (int i = 0; i < opt_nheaders; i++)
         n += snprintf(req + n, sizeof req - n, "%s\r\n", opt_headers[i]);
     n += snprintf(req + n, sizeof req - n, "\r\n");
@@ -398,6 +453,7 @@ static void on_open(conn_t *c) {
         send_echo(c, c->n + 1, 1);
         break;
     case M_IDLE:
+        if (opt_idle_echo) send_echo(c, c->idx, 1);
         break;
     case M_BROADCAST:
         send_echo(c, c->idx, 0);
@@ -436,9 +492,20 @@ static void on_text(conn_t *c, const char *data, size_t len) {
     case M_CHURN:
         check_echo(c, data, len);
         start_close(c);
+        if (opt_close_abrupt && c->state == ST_CLOSING) {
+            /* Close TCP without waiting for the server's close frame, as clients
+               that call close() right after sending theirs do. */
+            c->got_close = 1;
+            on_closed(c, 1);
+        }
         break;
     case M_IDLE:
-        st_protocol_errors++;
+        if (!opt_idle_echo || !c->awaiting) {
+            st_protocol_errors++;
+            break;
+        }
+        check_echo(c, data, len);
+        nsynced++;
         break;
     case M_BROADCAST: {
         long seq;
@@ -526,14 +593,45 @@ static int handle_handshake(conn_t *c) {
     memmove(c->rbuf, c->rbuf + hlen, c->rlen - hlen);
     c->rlen -= hlen;
     c->state = ST_OPEN;
+    if (opt_socketio) {
+        c->sio_pending = 1;  /* still in flight until Socket.IO's connect is acknowledged */
+        return 1;
+    }
     inflight--;
     on_open(c);
     return 1;
 }
 
+/* Engine.IO / Socket.IO packets: open (0), ping (2), connect (40), error (44). Returns
+   1 if the packet was one of them, 0 for an event (42) the mode reads. */
+static int socketio_packet(conn_t *c, const char *data, size_t len) {
+    if (len == 1 && data[0] == '2') {
+        send_frame(c, 0x1, "3", 1);
+        return 1;
+    }
+    if (len >= 1 && data[0] == '0') {
+        send_frame(c, 0x1, "40", 2);
+        return 1;
+    }
+    if (len >= 2 && data[0] == '4' && data[1] == '0') {
+        if (c->sio_pending) {
+            c->sio_pending = 0;
+            inflight--;
+            on_open(c);
+        }
+        return 1;
+    }
+    if (len >= 2 && data[0] == '4' && data[1] == '2') return 0;
+    st_protocol_errors++;
+    return 1;
+}
+
 static void deliver(conn_t *c, int opcode, char *data, size_t len) {
-    if (opcode == 0x1) on_text(c, data, len);
-    else st_protocol_errors++;  /* binary frames are not used */
+    if (opcode == 0x1) {
+        if (!opt_socketio || !socketio_packet(c, data, len)) on_text(c, data, len);
+    } else {
+        st_protocol_errors++;
+    }  /* binary frames are not used */
 }
 
 /* Returns -1 if the connection was closed. */
@@ -751,7 +849,8 @@ static void tick(double t) {
         if (ndone >= nconns && (t_measure_started || opt_mode == M_PINGPONG)) finished = 1;
         break;
     case M_IDLE:
-        if (idle_phase == 0 && next_to_open == nconns && inflight == 0) {
+        if (idle_phase == 0 && next_to_open == nconns && inflight == 0 &&
+            (!opt_idle_echo || nsynced == nopen)) {
             idle_phase = 1;
             t_ready = t;
             t_hold_end = t + opt_duration;
@@ -934,6 +1033,18 @@ static void usage(void) {
             "  --payload N          payload length in bytes (default 100, at most 1000000)\n"
             "  --inflight N         concurrent connects (default 200)\n"
             "  --header 'K: V'      extra handshake header (repeatable)\n"
+            "  --handshake KIND     minimal (default: the handshake's own headers), go (adds\n"
+            "                       a Go User-Agent and a same-origin Origin) or browser\n"
+            "                       (a same-origin Origin, User-Agent, Accept-* and cache\n"
+            "                       headers)\n"
+            "  --sources N          bind connections to 127.0.0.1..127.0.0.N in turn (for more\n"
+            "                       connections than one address has ephemeral ports)\n"
+            "  --protocol KIND      websocket (default) or socketio: Engine.IO 4 open and\n"
+            "                       Socket.IO connect, messages as the event [\"msg\", ...]\n"
+            "  --idle-echo          idle: each connection exchanges one echo before idling\n"
+            "                       (ready once every echo is back)\n"
+            "  --close KIND         churn: wait (default: for the server's close frame and\n"
+            "                       TCP close) or abrupt (close TCP after sending the close)\n"
             "  --wait-stdin         idle/broadcast: after {\"event\": ...} lines (ready; broadcast\n"
             "                       also done, before closing) wait for a line on stdin\n"
             "  --timeout S          hard limit on the whole run (default 120)\n");
@@ -950,7 +1061,10 @@ int main(int argc, char **argv) {
         {"warmup-rounds", required_argument, 0, 'r'}, {"gap", required_argument, 0, 'g'},
         {"payload", required_argument, 0, 'l'},     {"inflight", required_argument, 0, 'i'},
         {"header", required_argument, 0, 'h'},      {"wait-stdin", no_argument, 0, 'W'},
-        {"timeout", required_argument, 0, 't'},     {0, 0, 0, 0}};
+        {"timeout", required_argument, 0, 't'},     {"handshake", required_argument, 0, 'S'},
+        {"close", required_argument, 0, 'C'},       {"idle-echo", no_argument, 0, 'E'},
+        {"sources", required_argument, 0, 'o'},     {"protocol", required_argument, 0, 'x'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
@@ -985,11 +1099,29 @@ int main(int argc, char **argv) {
             opt_headers[opt_nheaders++] = optarg;
             break;
         case 'W': opt_wait_stdin = 1; break;
+        case 'E': opt_idle_echo = 1; break;
+        case 'o': opt_sources = atoi(optarg); break;
+        case 'x':
+            if (!strcmp(optarg, "websocket")) opt_socketio = 0;
+            else if (!strcmp(optarg, "socketio")) opt_socketio = 1;
+            else usage();
+            break;
+        case 'S':
+            if (!strcmp(optarg, "minimal")) opt_handshake = HS_MINIMAL;
+            else if (!strcmp(optarg, "go")) opt_handshake = HS_GO;
+            else if (!strcmp(optarg, "browser")) opt_handshake = HS_BROWSER;
+            else usage();
+            break;
+        case 'C':
+            if (!strcmp(optarg, "wait")) opt_close_abrupt = 0;
+            else if (!strcmp(optarg, "abrupt")) opt_close_abrupt = 1;
+            else usage();
+            break;
         case 't': opt_timeout = atof(optarg); break;
         default: usage();
         }
     }
-    if (opt_conns < 1 || opt_nports < 1 || opt_payload < 0 || opt_payload > 1000000 || opt_duration < 0 ||
+    if (opt_conns < 1 || opt_nports < 1 || opt_payload < 0 || opt_payload > 1000000 || opt_duration < 0 || opt_sources < 1 || opt_sources > 254 ||
         opt_timeout <= 0 || opt_count < 1 || opt_inflight < 1)
         usage();
 

@@ -29,7 +29,7 @@ ERROR_FIELDS = (
     "unexpected_closes",
     "close_timeouts",
 )
-stats = {"pongs": 0, "pings": 0, "texts": 0, "closes": 0, "errors": []}
+stats = {"pongs": 0, "pings": 0, "texts": 0, "closes": 0, "browser_handshakes": 0, "errors": []}
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
@@ -64,6 +64,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     head = await reader.readuntil(b"\r\n\r\n")
     if KEY not in head or b"Upgrade: websocket" not in head:
         stats["errors"].append("bad handshake request")
+    if b"\r\nOrigin: http://127.0.0.1:" in head and b"\r\nUser-Agent: Mozilla/" in head:
+        stats["browser_handshakes"] += 1
     accept = base64.b64encode(hashlib.sha1(KEY + GUID).digest())
     writer.write(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -119,16 +121,24 @@ async def main(loadgen: str) -> int:
             for size in ("300", "70000")
         ),
         ("churn", "--connections", "4", "--duration", "0.5", "--warmup", "0.1"),
+        ("churn", "--connections", "2", "--duration", "0.3", "--warmup", "0")
+        + ("--handshake", "browser", "--close", "abrupt"),
+        ("idle", "--connections", "3", "--duration", "0.2", "--idle-echo"),
     ]
     for mode, *args in cases:
         before = dict(stats)
         result = await run_loadgen(loadgen, port, "--mode", mode, *args)
         errors = [k for k in ERROR_FIELDS if result[k]]
-        if not result["ok"] or errors or result["completed"] == 0:
+        done = result["completed"] if mode != "idle" else result["opened"]
+        if not result["ok"] or errors or done == 0:
             failures.append(f"{mode} {args}: {errors} {result}")
+        if "browser" in args and stats["browser_handshakes"] == before["browser_handshakes"]:
+            failures.append(f"{mode} {args}: no browser handshake headers")
+        if "--idle-echo" in args and stats["texts"] - before["texts"] != 3:
+            failures.append(f"{mode} {args}: {stats['texts'] - before['texts']} echoes, not 3")
         if stats["pongs"] - before["pongs"] != stats["pings"] - before["pings"]:
             failures.append(f"{mode} {args}: pings and pongs differ")
-        print(f"{mode:9} {' '.join(args):60} completed={result['completed']}")
+        print(f"{mode:9} {' '.join(args):60} completed={done}")
     server.close()
     failures += stats["errors"]
     for failure in failures:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .base import Recorder, Scenario
 from .broadcast import BROADCAST, BROADCAST_REDIS
-from .echo import CHURN, PINGPONG
+from .echo import CHURN, CHURN_BROWSER, PINGPONG
 from .history import HISTORY_BROADCAST, HISTORY_MEMORY, HISTORY_RECOVERY, HISTORY_REDIS
-from .idle import IDLE
+from .idle import IDLE, IDLE_ECHO
 from .live import LIVE_FRAGMENT
+from .scale import BROADCAST_RATE, BROADCAST_RATE_REDIS, SCALE_IDLE
 from .sync import SYNC_BROADCAST
 
 SCENARIOS: dict[str, Scenario] = {
@@ -15,7 +16,9 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         PINGPONG,
         CHURN,
+        CHURN_BROWSER,
         IDLE,
+        IDLE_ECHO,
         BROADCAST,
         BROADCAST_REDIS,
         SYNC_BROADCAST,
@@ -24,6 +27,9 @@ SCENARIOS: dict[str, Scenario] = {
         HISTORY_RECOVERY,
         HISTORY_MEMORY,
         LIVE_FRAGMENT,
+        SCALE_IDLE,
+        BROADCAST_RATE,
+        BROADCAST_RATE_REDIS,
     )
 }
 

@@ -16,6 +16,7 @@ def _run_echo(
     variants: dict[str, int],
     duration: float,
     warmup: float,
+    handshake: str = "minimal",
 ) -> None:
     """One server per target and run; the loadgen once per variant (its connections)."""
     timeout = duration + warmup + 60
@@ -26,7 +27,14 @@ def _run_echo(
             for variant, connections in variants.items():
                 path = target.path("echo")
                 args = echo_args(
-                    mode, server.port, path, connections, duration, warmup, headers
+                    mode,
+                    server.port,
+                    path,
+                    connections,
+                    duration,
+                    warmup,
+                    headers,
+                    handshake=handshake,
                 )
                 res, server_cpu = measure_server_cpu(
                     server, lambda: run_loadgen(args, timeout)
@@ -62,6 +70,21 @@ def run_churn(ctx: Context, targets: list[Target], rec: Recorder) -> None:
     _run_echo(ctx, targets, rec, "churn", variants, p.churn_duration, p.churn_warmup)
 
 
+def run_churn_browser(ctx: Context, targets: list[Target], rec: Recorder) -> None:
+    p = ctx.params
+    variants = {f"{p.churn_workers} workers": p.churn_workers}
+    _run_echo(
+        ctx,
+        targets,
+        rec,
+        "churn",
+        variants,
+        p.churn_duration,
+        p.churn_warmup,
+        handshake="browser",
+    )
+
+
 PINGPONG = Scenario(
     "pingpong",
     "Ping-pong",
@@ -91,4 +114,19 @@ CHURN = Scenario(
     "session cookie, so the session and the user are loaded from the database on "
     "every connection (the default `CONN_MAX_AGE = 0`, SQLite), and their `× ref` "
     "divides by `channels-login`.",
+)
+CHURN_BROWSER = Scenario(
+    "churn-browser",
+    "Connection churn, browser handshake",
+    "connections/s",
+    "connections/s",
+    True,
+    CHURN_TARGETS,
+    run_churn_browser,
+    "The churn scenario with the handshake a browser sends: a same-origin `Origin` "
+    "(which the Origin check, on by default, reads), a `User-Agent`, `Accept-Encoding`, "
+    "`Accept-Language`, `Cache-Control` and `Pragma`, besides the handshake's own "
+    "headers (no `Sec-WebSocket-Extensions`: the loadgen does not speak "
+    "permessage-deflate). One JSON echo per connection, then the client starts the "
+    "close handshake and the server closes TCP, as in `churn`.",
 )
