@@ -42,6 +42,17 @@ DATABASES = {
         "TEST": {"NAME": _DB_PATH},
     }
 }
+# The PostgreSQL of the PostgresBackend tests (``scripts/ensure_postgres.sh``
+# creates the database). No test marks it for pytest-django, so no test database
+# is made for it: its tables are the backend's own (``migrate django_ws``), and
+# each test keeps apart from concurrent runs with a ``PREFIX`` of its own.
+DATABASES["postgres"] = {
+    "ENGINE": "django.db.backends.postgresql",
+    "NAME": os.environ.get("DJANGO_WS_TEST_PG_DATABASE", "django_ws_test"),
+    "HOST": "127.0.0.1",
+    "PORT": os.environ.get("DJANGO_WS_TEST_PG_PORT", "5432"),
+    "USER": "postgres",
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGGING = {
