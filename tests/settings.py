@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 
 SECRET_KEY = "django-ws-tests-not-a-secret"
@@ -35,6 +36,12 @@ ROOT_URLCONF = "tests.urls"
 _DB_PATH = os.environ.get("DJANGO_WS_TEST_DB") or os.path.join(
     tempfile.gettempdir(), f"django_ws_tests_{os.getpid()}.sqlite3"
 )
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
@@ -52,6 +59,12 @@ DATABASES["postgres"] = {
     "HOST": "127.0.0.1",
     "PORT": os.environ.get("DJANGO_WS_TEST_PG_PORT", "5432"),
     "USER": "postgres",
+}
+# A private cluster that tests stop and start (``tests/private_postgres.py``).
+DATABASES["postgres_private"] = {
+    **DATABASES["postgres"],
+    "NAME": "postgres",
+    "PORT": os.environ.get("DJANGO_WS_TEST_PG_PRIVATE_PORT") or str(_free_port()),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -289,14 +289,13 @@ class PostgresBackend(RepairingBackend):
     def _sync_cursor_call(self, operation: Callable[[Any], T]) -> T:
         """Run ``operation(cursor)`` synchronously, ``BroadcastError`` on failure.
 
-        Outside an event loop the cursor is Django's, on the alias's connection,
-        so that the call belongs to the current transaction, if any. On an event
-        loop's thread (where Django refuses sync database calls) it is the
-        backend's own connection, in autocommit.
+        Inside ``transaction.atomic()`` on the alias the cursor is Django's, so
+        that the call belongs to the transaction (a NOTIFY is sent at commit, not
+        at all on rollback). Otherwise it is the backend's own connection, in
+        autocommit, shared by the threads of the process: a script, a view or a
+        Celery task needs no Django connection of its own for it.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if self.in_transaction():
             return self._django_cursor_call(operation)
         with self._sync_lock:
             try:
@@ -313,22 +312,15 @@ class PostgresBackend(RepairingBackend):
                 raise self._unreachable(error) from error
 
     def _django_cursor_call(self, operation: Callable[[Any], T]) -> T:
-        connection = connections[self.alias]
         try:
-            with connection.cursor() as cursor:
+            with connections[self.alias].cursor() as cursor:
                 return operation(cursor)
         except DjangoDatabaseError as error:
-            if not connection.in_atomic_block:
-                connection.close()  # reconnect next time (a script may retry)
             raise self._unreachable(error) from error
 
     def in_transaction(self) -> bool:
         """Whether a sync broadcast now would wait for a transaction's commit."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return connections[self.alias].in_atomic_block
-        return False
+        return connections[self.alias].in_atomic_block
 
     # Lifecycle ------------------------------------------------------------------
 
