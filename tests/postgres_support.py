@@ -130,3 +130,19 @@ def notify(alias: str, channel: str, payload: str) -> None:
     """Send a NOTIFY as another process would."""
     with psycopg.connect(conninfo(alias), autocommit=True) as other:
         other.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+def closing(alias: str, function: Callable[[], None]) -> Callable[[], None]:
+    """Wrap ``function`` (run in a worker thread) to close that thread's connection.
+
+    Django opens a connection per thread; one left open in a pool's thread would
+    be garbage-collected later, open, in some other test.
+    """
+
+    def run() -> None:
+        try:
+            function()
+        finally:
+            connections[alias].close()
+
+    return run

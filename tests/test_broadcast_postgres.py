@@ -31,6 +31,7 @@ from tests.broadcast_support import (
 from tests.postgres_support import (  # noqa: F401 - fixtures
     POSTGRES_BACKEND,
     UsePostgres,
+    closing,
     conninfo,
     notify,
     postgres_alias,
@@ -189,8 +190,8 @@ async def test_broadcast_sync_in_a_transaction_arrives_at_commit_only(
                     django_ws.broadcast_sync("lobby", "rolled back")
                     1 / 0
 
-        await sync_to_async(roll_back)()
-        await sync_to_async(commit)()
+        await sync_to_async(closing(backend.alias, roll_back))()
+        await sync_to_async(closing(backend.alias, commit))()
         assert await ws.receive_json() == "committed"
         await assert_nothing_else_arrives("lobby", ws)
 
@@ -210,7 +211,7 @@ async def test_a_transaction_holds_its_broadcast_until_it_commits(
                 loop.call_soon_threadsafe(inside.set)
                 asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
 
-        done = asyncio.ensure_future(sync_to_async(open_transaction)())
+        done = asyncio.ensure_future(sync_to_async(closing(backend.alias, open_transaction))())
         await inside.wait()
         await django_ws.broadcast("lobby", "during")  # another connection: not held
         assert await ws.receive_json() == "during"

@@ -125,6 +125,11 @@ def _check_alias(location: Any) -> str:
     return location
 
 
+def _discard(connection: psycopg.BaseConnection[Any]) -> None:
+    """Drop a connection that failed, without waiting for the server."""
+    connection.pgconn.finish()
+
+
 async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
     return await asyncio.wait_for(awaitable, seconds)
 
@@ -193,6 +198,8 @@ class PostgresBackend(RepairingBackend):
         #: LISTEN/UNLISTEN for the reader to run: (command, channel, confirmation).
         self._commands: list[tuple[str, str, asyncio.Future[None] | None]] = []
         self._inbox: deque[Notify] = deque()
+        #: Publishers waiting for their message to reach this process's members.
+        self._waiters: dict[str, list[tuple[str, int, asyncio.Future[None]]]] = {}
         #: The groups by channel, for the groups this process LISTENs to.
         self._channel_groups: dict[str, str] = {}
         self.delivered = {}
@@ -276,7 +283,7 @@ class PostgresBackend(RepairingBackend):
             except UNREACHABLE as error:
                 broken, self._query = self._query, None
                 if broken is not None:
-                    loop.create_task(self._close_quietly(broken))
+                    _discard(broken)
                 raise self._unreachable(error) from error
 
     @staticmethod
@@ -308,7 +315,7 @@ class PostgresBackend(RepairingBackend):
             except (psycopg.Error, OSError) as error:
                 broken, self._sync_connection = self._sync_connection, None
                 if broken is not None:
-                    broken.close()
+                    _discard(broken)
                 raise self._unreachable(error) from error
 
     def _django_cursor_call(self, operation: Callable[[Any], T]) -> T:
@@ -418,10 +425,16 @@ class PostgresBackend(RepairingBackend):
         if policy is not None:
             params = self._history_params(group, policy, message, exclude)
 
-            async def publish_history(connection: psycopg.AsyncConnection[Any]) -> None:
-                await connection.execute(sql.PUBLISH_HISTORY, params)
+            async def publish_history(
+                connection: psycopg.AsyncConnection[Any],
+            ) -> tuple[str, int] | None:
+                cursor = await connection.execute(sql.PUBLISH_HISTORY, params)
+                row = await cursor.fetchone()
+                return None if row is None else (row[0], int(row[1]))
 
-            await self._call(publish_history)
+            position = await self._call(publish_history)
+            if position is not None:
+                await self._delivered_here(group, *position)
             return
         self.deliver_local(group, message, exclude)
         statement, params = self._plain_statement(group, message, exclude, True)
@@ -481,6 +494,49 @@ class PostgresBackend(RepairingBackend):
             "channel": self.channel(group),
             "inline": sql.history_inline(data, exclude),
         }
+
+    async def _delivered_here(self, group: str, epoch: str, offset: int) -> None:
+        """Wait (bounded) until this process's members of ``group`` got ``offset``.
+
+        So that ``broadcast`` returns once local members have the message, as
+        with the other backends; a NOTIFY reaches the listener only after the
+        publishing statement has answered.
+        """
+        if group not in self.groups or not self._connected:
+            return
+        if self._has_delivered(group, epoch, offset):
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(group, [])
+        waiters.append((epoch, offset, waiter))
+        try:
+            await _bounded(waiter, self.timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if (epoch, offset, waiter) in waiters:
+                waiters.remove((epoch, offset, waiter))
+            if not waiters:
+                self._waiters.pop(group, None)
+
+    def _has_delivered(self, group: str, epoch: str, offset: int) -> bool:
+        last = self.delivered.get(group)
+        return last is not None and (last[0] != epoch or last[1] >= offset)
+
+    def _wake_waiters(self, group: str) -> None:
+        for epoch, offset, waiter in self._waiters.get(group, ()):
+            if not waiter.done() and self._has_delivered(group, epoch, offset):
+                waiter.set_result(None)
+
+    def _deliver_published(
+        self, group: str, epoch: str, offset: int, data: str, exclude: frozenset[str]
+    ) -> None:
+        super()._deliver_published(group, epoch, offset, data, exclude)
+        self._wake_waiters(group)
+
+    def _lost_history(self, group: str, epoch: str, offset: int) -> None:
+        super()._lost_history(group, epoch, offset)
+        self._wake_waiters(group)
 
     # History --------------------------------------------------------------------
 
