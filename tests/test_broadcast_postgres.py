@@ -19,6 +19,7 @@ from django_ws import connection_ids
 from django_ws.broadcast import Presence, get_backend
 from django_ws.broadcast import postgres_sql as sql
 from django_ws.broadcast.postgres import PostgresBackend
+from django_ws.broadcast.postgres_schema import DROP
 from django_ws.testing import WebSocketTestClient
 from tests.broadcast_support import (
     GroupBehaviour,
@@ -370,3 +371,41 @@ async def test_postgres_restarted_broadcast_error_then_listen_again(
         "Reconnected to PostgreSQL (database 'postgres_private'); listening again "
         "to 1 groups"
     )
+
+
+# The migration ------------------------------------------------------------------------
+
+TABLES = [
+    ("django_ws_group_log",),
+    ("django_ws_group_message",),
+    ("django_ws_payload",),
+    ("django_ws_presence",),
+]
+
+
+def test_the_migration_creates_the_tables_on_postgresql_only(
+    private_postgres: PrivatePostgres,
+) -> None:
+    from django.core.management import call_command
+    from django.db import connections as databases
+
+    with psycopg.connect(private_postgres.conninfo, autocommit=True) as other:
+        other.execute(DROP.encode())
+        call_command("migrate", "django_ws", database="postgres_private", verbosity=0)
+        found = other.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'django_ws_%%' "
+            "ORDER BY 1"
+        ).fetchall()
+        assert found == TABLES
+        call_command("migrate", "django_ws", "zero", database="postgres_private", verbosity=0)
+        assert other.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'django_ws_%%'"
+        ).fetchone() == (0,)
+    databases["postgres_private"].close()
+
+
+@pytest.mark.django_db
+def test_on_sqlite_the_migration_creates_nothing() -> None:
+    from django.db import connection
+
+    assert [t for t in connection.introspection.table_names() if t.startswith("django_ws")] == []

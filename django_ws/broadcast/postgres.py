@@ -437,10 +437,10 @@ class PostgresBackend(RepairingBackend):
                 await self._delivered_here(group, *position)
             return
         self.deliver_local(group, message, exclude)
-        statement, params = self._plain_statement(group, message, exclude, True)
+        statement, arguments = self._plain_statement(group, message, exclude, True)
 
         async def notify(connection: psycopg.AsyncConnection[Any]) -> None:
-            await connection.execute(statement, params)
+            await connection.execute(statement, arguments)
 
         await self._call(notify)
 
@@ -456,8 +456,8 @@ class PostgresBackend(RepairingBackend):
         here = not self.in_transaction()
         if here:  # at once, and even if PostgreSQL is away
             self.deliver_local(group, message, exclude)
-        statement, params = self._plain_statement(group, message, exclude, here)
-        self._sync_cursor_call(lambda cursor: cursor.execute(statement, params))
+        statement, arguments = self._plain_statement(group, message, exclude, here)
+        self._sync_cursor_call(lambda cursor: cursor.execute(statement, arguments))
 
     def _plain_statement(
         self,

@@ -23,7 +23,6 @@ def _run_on_postgresql(sql: str) -> Any:
 
 class Migration(migrations.Migration):
     initial = True
-    dependencies: list[tuple[str, str]] = []
     operations = [
         migrations.RunPython(_run_on_postgresql(CREATE), _run_on_postgresql(DROP)),
     ]
