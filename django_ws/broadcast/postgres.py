@@ -706,6 +706,10 @@ class PostgresBackend(RepairingBackend):
                 )
             self._outage = False
             self._connected = True
+            # Groups opened while the LISTENs above were on their way: from now
+            # on group_opened queues its own.
+            missing = {self.channel(group) for group in self.groups} - set(channels)
+            self._commands.extend(("LISTEN", channel, None) for channel in sorted(missing))
             self._listen_ready.set()
             self._dirty.update(self.groups)  # the server may have restarted
             self._start_presence_write()
