@@ -194,7 +194,8 @@ class PostgresBackend(RepairingBackend):
         self._writer: asyncio.Task[None] | None = None
         self._dirty: set[str] = set()
         self._listen_ready = asyncio.Event()
-        self._wake = asyncio.Event()
+        #: Set when the listener has something to do (a command, data to read).
+        self._wake: asyncio.Future[None] | None = None
         #: LISTEN/UNLISTEN for the reader to run: (command, channel, confirmation).
         self._commands: list[tuple[str, str, asyncio.Future[None] | None]] = []
         self._inbox: deque[Notify] = deque()
@@ -357,7 +358,8 @@ class PostgresBackend(RepairingBackend):
             tasks = [t for t in (self._reader, self._beater) if t is not None]
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.timeout * 2)
             await self._presence_written()
             self._dirty.update(self.groups)  # sockets still open: out of presence
             if self._dirty:
@@ -396,7 +398,7 @@ class PostgresBackend(RepairingBackend):
             return  # the listener LISTENs to every group when it (re)connects
         confirmed = asyncio.get_running_loop().create_future()
         self._commands.append(("LISTEN", channel, confirmed))
-        self._wake.set()
+        self._wake_listener()
         try:
             await _bounded(asyncio.shield(confirmed), self.timeout)
         except (asyncio.TimeoutError, ConnectionError) as error:
@@ -411,7 +413,7 @@ class PostgresBackend(RepairingBackend):
         self._channel_groups.pop(channel, None)
         if self._connected:
             self._commands.append(("UNLISTEN", channel, None))
-            self._wake.set()
+            self._wake_listener()
 
     async def members_changed(self, group: str) -> None:
         self._presence_changed(group)
@@ -745,16 +747,17 @@ class PostgresBackend(RepairingBackend):
                     if confirmed is not None and not confirmed.done():
                         confirmed.set_result(None)
                 continue
-            self._wake.clear()
+            # A future and asyncio.wait, not wait_for: on Python 3.10 wait_for
+            # can swallow a cancellation that comes as the wait ends.
+            wake = self._wake = loop.create_future()
             fileno = pgconn.socket
-            loop.add_reader(fileno, self._wake.set)
+            loop.add_reader(fileno, self._wake_listener)
             try:
-                await asyncio.wait_for(self._wake.wait(), self.heartbeat)
-                woke = True
-            except asyncio.TimeoutError:
-                woke = False
+                await asyncio.wait((wake,), timeout=self.heartbeat)
+                woke = wake.done()
             finally:
                 loop.remove_reader(fileno)
+                self._wake = None
             if not woke:  # idle: make sure the connection is still there
                 await _bounded(connection.execute(b"SELECT 1"), self.timeout)
                 continue
@@ -763,6 +766,11 @@ class PostgresBackend(RepairingBackend):
                 self._inbox.append(
                     Notify(received.relname.decode(), received.extra.decode(), received.be_pid)
                 )
+
+    def _wake_listener(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     async def _drain(self) -> None:
         while self._inbox:
