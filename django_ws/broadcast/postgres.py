@@ -189,6 +189,9 @@ class PostgresBackend(RepairingBackend):
         self._query_lock: asyncio.Lock | None = None
         self._connected = False
         self._outage = False
+        #: Set by ``stop``: the tasks' loops end even if a cancellation is lost
+        #: (Python 3.10's wait_for drops one that comes as its awaitable ends).
+        self._stopping = False
         self._reader: asyncio.Task[None] | None = None
         self._beater: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -356,6 +359,8 @@ class PostgresBackend(RepairingBackend):
         """Stop the tasks, take this process out of presence, close the connections."""
         if self._bound_loop is asyncio.get_running_loop():
             tasks = [t for t in (self._reader, self._beater) if t is not None]
+            self._stopping = True
+            self._wake_listener()
             for task in tasks:
                 task.cancel()
             if tasks:
@@ -675,7 +680,7 @@ class PostgresBackend(RepairingBackend):
         """Keep one LISTEN connection up, reconnecting with capped backoff."""
         loop = asyncio.get_running_loop()
         failures = 0
-        while True:
+        while not self._stopping:
             started = loop.time()
             try:
                 await self._listen_connection()
@@ -725,7 +730,7 @@ class PostgresBackend(RepairingBackend):
                     confirmed.set_exception(ConnectionError("PostgreSQL connection lost"))
             self._commands.clear()
             self._inbox.clear()
-            await self._close_quietly(connection)
+            _discard(connection)  # no await here: this may run on cancellation
 
     async def _run_commands(
         self, connection: psycopg.AsyncConnection[Any], commands: list[tuple[str, str]]
@@ -738,7 +743,7 @@ class PostgresBackend(RepairingBackend):
         """Read notifications; run LISTEN/UNLISTEN; check the connection when idle."""
         loop = asyncio.get_running_loop()
         pgconn = connection.pgconn
-        while True:
+        while not self._stopping:
             await self._drain()
             if self._commands:
                 commands, self._commands = self._commands, []
@@ -859,7 +864,7 @@ class PostgresBackend(RepairingBackend):
 
     async def _beat_forever(self) -> None:
         """Refresh this process's presence rows; delete what has expired."""
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat)
             if self.groups and self._connected:
                 self._dirty.update(self.groups)
