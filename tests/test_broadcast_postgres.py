@@ -76,9 +76,15 @@ def test_a_payload_over_the_notify_limit_is_stored_never_cut() -> None:
     big = {"type": "websocket.send", "text": "é" * 4000}  # 8000 bytes
     payload, stored = sql.plain_notify(big, frozenset(), "p", 1, True)
     assert payload == "rp\n1\n1\n\n"
-    assert stored == (True, ("é" * 4000).encode())
+    assert stored == (True, b"\n" + ("é" * 4000).encode())
+    assert sql.stored_message(*stored) == (frozenset(), big)
     with_nul = {"type": "websocket.send", "text": "a\x00b"}
-    assert sql.plain_notify(with_nul, frozenset(), "p", 2, True)[1] == (True, b"a\x00b")
+    assert sql.plain_notify(with_nul, frozenset(), "p", 2, True)[1] == (True, b"\na\x00b")
+    # A long exclusion list travels in the row too, never in the NOTIFY.
+    many = frozenset(f"{n:06}-process:{n}" for n in range(1000))
+    payload, stored = sql.plain_notify({"type": "websocket.send", "text": "hi"}, many, "p", 3, True)
+    assert payload == "rp\n3\n1\n\n" and stored is not None
+    assert sql.stored_message(*stored) == (many, {"type": "websocket.send", "text": "hi"})
 
 
 def test_channels_are_short_identifiers_whatever_the_group() -> None:
@@ -149,10 +155,44 @@ async def test_a_large_message_arrives_whole(
         payload, stored = sql.plain_notify(message, frozenset(), "other", 1, True)
         assert stored is not None
         with psycopg.connect(conninfo(backend.alias), autocommit=True) as other:
-            other.execute(sql.NOTIFY_STORED, (False, blob, 60.0, backend.channel("lobby"), payload))
+            other.execute(
+                sql.NOTIFY_STORED, (*stored, 60.0, backend.channel("lobby"), payload)
+            )
         assert await ws.receive_bytes() == blob
         await sync_to_async(django_ws.broadcast_sync)("lobby", text)
         assert await ws.receive_json() == text
+
+
+class Elsewhere:
+    """A member of another process, as ``exclude`` sees it."""
+
+    def __init__(self, number: int) -> None:
+        self.connection_id = f"{number:06}-elsewhere:{number}"
+
+
+@pytest.mark.parametrize("group", ["lobby", "room-x"])
+async def test_a_long_exclusion_list_never_makes_a_notify_too_long(
+    postgres_alias: str, use_postgres: UsePostgres, group: str
+) -> None:
+    use_postgres(postgres_alias, HISTORY={"room-*": {"SIZE": 5, "TTL": 60}})
+    client = room_client()
+    url = f"/class/{group}"
+    async with (
+        client.connect(url, query_string={"name": "a"}) as a,
+        client.connect(url, query_string={"name": "b"}) as b,
+    ):
+        await joined(a), await joined(b)
+        exclude = [connections["a"], *(Elsewhere(n) for n in range(1000))]
+        await django_ws.broadcast(group, "not to a", exclude=exclude)  # type: ignore[arg-type]
+        await asyncio.to_thread(django_ws.broadcast_sync, group, "again", exclude)
+
+        def data(frame: Any) -> Any:
+            return frame["data"] if isinstance(frame, dict) else frame
+
+        for text in ("not to a", "again"):
+            assert data(await b.receive_json()) == text
+        await django_ws.broadcast(group, "marker")
+        assert data(await a.receive_json()) == "marker"
 
 
 async def test_a_stored_payload_is_deleted_after_its_ttl(

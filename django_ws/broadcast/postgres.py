@@ -490,6 +490,7 @@ class PostgresBackend(RepairingBackend):
         exclude: frozenset[str],
     ) -> dict[str, Any]:
         data = message["text"]
+        inline = sql.history_inline(data, exclude)
         return {
             "ns": self.prefix,
             "group": group,
@@ -499,7 +500,8 @@ class PostgresBackend(RepairingBackend):
             "data": data,
             "exclude": _exclude_text(exclude),
             "channel": self.channel(group),
-            "inline": sql.history_inline(data, exclude),
+            "inline": inline,
+            "announced_exclude": _exclude_text(exclude) if inline else "",
         }
 
     async def _delivered_here(self, group: str, epoch: str, offset: int) -> None:
@@ -594,18 +596,29 @@ class PostgresBackend(RepairingBackend):
 
         return self._sync_cursor_call(read)
 
-    async def _read_stored_history(self, group: str, epoch: str, offset: int) -> str | None:
-        async def read(connection: psycopg.AsyncConnection[Any]) -> str | None:
+    async def _read_stored_history(
+        self, group: str, epoch: str, offset: int
+    ) -> tuple[str, frozenset[str]] | None:
+        async def read(
+            connection: psycopg.AsyncConnection[Any],
+        ) -> tuple[str, frozenset[str]] | None:
             cursor = await connection.execute(
                 sql.SELECT_MESSAGE, (self.prefix, group, epoch, offset)
             )
             row = await cursor.fetchone()
-            return None if row is None else str(row[0])
+            if row is None:
+                return None
+            data, exclude = row
+            return str(data), frozenset(exclude.split(",")) if exclude else frozenset()
 
         return await self._call(read)
 
-    async def _read_stored_payload(self, row_id: int) -> dict[str, Any] | None:
-        async def read(connection: psycopg.AsyncConnection[Any]) -> dict[str, Any] | None:
+    async def _read_stored_payload(
+        self, row_id: int
+    ) -> tuple[frozenset[str], dict[str, Any]] | None:
+        async def read(
+            connection: psycopg.AsyncConnection[Any],
+        ) -> tuple[frozenset[str], dict[str, Any]] | None:
             cursor = await connection.execute(sql.SELECT_STORED, (row_id,))
             row = await cursor.fetchone()
             return None if row is None else sql.stored_message(row[0], row[1])
@@ -629,21 +642,22 @@ class PostgresBackend(RepairingBackend):
             return
         if plain.delivered_here and plain.sender == process_id():
             return  # this process delivered its own already
-        message = plain.message
+        message, exclude = plain.message, plain.exclude
         if message is None:
             try:
-                message = await self._read_stored_payload(plain.stored_id)
+                stored = await self._read_stored_payload(plain.stored_id)
             except BroadcastError as error:
                 logger.warning("A large broadcast to %r was lost: %s", group, error)
                 return
-            if message is None:
+            if stored is None:
                 logger.warning(
                     "A large broadcast to %r was lost: its row was deleted after "
                     "PAYLOAD_TTL (this process read it too late)",
                     group,
                 )
                 return
-        self.deliver(group, message, plain.exclude)
+            exclude, message = stored
+        self.deliver(group, message, exclude)
 
     async def _received_announced(self, group: str, payload: str) -> None:
         try:
@@ -651,7 +665,7 @@ class PostgresBackend(RepairingBackend):
         except ValueError:
             logger.warning("Ignored a malformed broadcast to history group %r", group)
             return
-        data = announced.data
+        data, exclude = announced.data, announced.exclude
         if data is None:
             last = self.delivered.get(group)
             if last == (announced.epoch, announced.offset) or (
@@ -661,17 +675,18 @@ class PostgresBackend(RepairingBackend):
             ):
                 return  # delivered already (by a repair)
             try:
-                data = await self._read_stored_history(
+                stored = await self._read_stored_history(
                     group, announced.epoch, announced.offset
                 )
             except BroadcastError as error:
                 logger.warning("Reading a message of %r failed: %s", group, error)
-                data = None
-            if data is None:  # trimmed already, or unreadable: a gap to repair
+                stored = None
+            if stored is None:  # trimmed already, or unreadable: a gap to repair
                 self._lost_history(group, announced.epoch, announced.offset)
                 return
+            data, exclude = stored
         await self.received_history(
-            group, announced.epoch, announced.offset, data, announced.exclude
+            group, announced.epoch, announced.offset, data, exclude
         )
 
     # The listener ---------------------------------------------------------------

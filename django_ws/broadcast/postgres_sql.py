@@ -15,7 +15,7 @@ Payloads (fields separated by ``\\n``):
   the bytes in base64;
 - ``r`` the same header, then the id of the ``django_ws_payload`` row;
 - ``h`` excluded ids, epoch, offset, then the data (encoded JSON);
-- ``H`` excluded ids, epoch, offset: the data is in ``django_ws_group_message``.
+- ``H`` (empty), epoch, offset: data and excluded ids are in ``django_ws_group_message``.
 """
 
 from __future__ import annotations
@@ -88,8 +88,10 @@ def plain_notify(
     """Return the NOTIFY payload of a plain broadcast, or its header and the row.
 
     The second item is ``None`` when the message fits in the NOTIFY; else it is
-    ``(is_text, body)`` to store, and the payload is the header the row id ends.
-    Text with a NUL character is stored too (PostgreSQL text cannot carry it).
+    ``(is_text, row body)`` to store (the excluded ids, ``\n``, the frame: a long
+    exclusion list never makes the NOTIFY too long either), and the payload is
+    the header that the row id ends. Text with a NUL character is stored too
+    (PostgreSQL text cannot carry it).
     """
     text = message.get("text")
     if text is not None:
@@ -97,15 +99,16 @@ def plain_notify(
             payload = _header("t", sender, serial, delivered_here, exclude) + text
             if len(payload.encode()) < NOTIFY_LIMIT:
                 return payload, None
-        stored = (True, text.encode())
+        is_text, body = True, text.encode()
     else:
         body = bytes(message["bytes"])
         payload = _header("b", sender, serial, delivered_here, exclude)
         payload += base64.b64encode(body).decode()
-        if len(payload) < NOTIFY_LIMIT:
+        if len(payload.encode()) < NOTIFY_LIMIT:
             return payload, None
-        stored = (False, body)
-    return _header("r", sender, serial, delivered_here, exclude), stored
+        is_text = False
+    row = ",".join(sorted(exclude)).encode() + b"\n" + body
+    return _header("r", sender, serial, delivered_here, frozenset()), (is_text, row)
 
 
 def decode_plain(payload: str) -> Plain:
@@ -124,16 +127,19 @@ def decode_plain(payload: str) -> Plain:
     return Plain(sender, here == "1", excluded, message)
 
 
-def stored_message(is_text: bool, body: bytes) -> dict[str, Any]:
-    """Return the send event of a ``django_ws_payload`` row."""
+def stored_message(is_text: bool, row: bytes) -> tuple[frozenset[str], dict[str, Any]]:
+    """Return the excluded ids and the send event of a ``django_ws_payload`` row."""
+    exclude, _, body = bytes(row).partition(b"\n")
+    excluded = frozenset(exclude.decode().split(",")) if exclude else frozenset()
     if is_text:
-        return {"type": "websocket.send", "text": bytes(body).decode()}
-    return {"type": "websocket.send", "bytes": bytes(body)}
+        return excluded, {"type": "websocket.send", "text": body.decode()}
+    return excluded, {"type": "websocket.send", "bytes": body}
 
 
 # Groups with history --------------------------------------------------------------
 
-#: Named params: ns, group, new_epoch, ttl, size, data, exclude, channel, inline.
+#: Named params: ns, group, new_epoch, ttl, size, data, exclude, channel, inline,
+#: announced_exclude (the excluded ids when inline, else "": read from the row).
 #: The log row starts over (new epoch, offset 1, old messages deleted) once it
 #: has expired, as a Redis key would have.
 PUBLISH_HISTORY = """
@@ -164,7 +170,7 @@ WITH log AS (
 )
 SELECT message.epoch, message.message_offset,
        pg_notify(%(channel)s,
-                 CASE WHEN %(inline)s THEN 'h' ELSE 'H' END || %(exclude)s || E'\\n'
+                 CASE WHEN %(inline)s THEN 'h' ELSE 'H' END || %(announced_exclude)s || E'\\n'
                  || message.epoch || E'\\n' || message.message_offset::text
                  || CASE WHEN %(inline)s THEN E'\\n' || %(data)s ELSE '' END)
 FROM message
@@ -199,7 +205,7 @@ ORDER BY message_offset
 
 #: Params: ns, group, epoch, offset.
 SELECT_MESSAGE = """
-SELECT data FROM django_ws_group_message
+SELECT data, exclude FROM django_ws_group_message
 WHERE namespace = %s AND group_name = %s AND epoch = %s AND message_offset = %s
 """
 
