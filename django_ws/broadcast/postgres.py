@@ -767,6 +767,8 @@ class PostgresBackend(RepairingBackend):
                     if confirmed is not None and not confirmed.done():
                         confirmed.set_result(None)
                 continue
+            if self._take_notifies(pgconn):  # parsed already, with a reply
+                continue
             # A future and asyncio.wait, not wait_for: on Python 3.10 wait_for
             # can swallow a cancellation that comes as the wait ends.
             wake = self._wake = loop.create_future()
@@ -782,10 +784,17 @@ class PostgresBackend(RepairingBackend):
                 await _bounded(connection.execute(b"SELECT 1"), self.timeout)
                 continue
             pgconn.consume_input()  # raises when the server closed the connection
-            while (received := pgconn.notifies()) is not None:
-                self._inbox.append(
-                    Notify(received.relname.decode(), received.extra.decode(), received.be_pid)
-                )
+            self._take_notifies(pgconn)
+
+    def _take_notifies(self, pgconn: Any) -> int:
+        """Move the notifications libpq has parsed into the inbox; return how many."""
+        taken = 0
+        while (received := pgconn.notifies()) is not None:
+            self._inbox.append(
+                Notify(received.relname.decode(), received.extra.decode(), received.be_pid)
+            )
+            taken += 1
+        return taken
 
     def _wake_listener(self) -> None:
         wake = self._wake
