@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
@@ -449,3 +451,40 @@ def test_on_sqlite_the_migration_creates_nothing() -> None:
     from django.db import connection
 
     assert [t for t in connection.introspection.table_names() if t.startswith("django_ws")] == []
+
+
+@pytest.fixture
+async def silent_postgres() -> AsyncIterator[str]:
+    """On the private alias's port, a server that accepts and never answers: hung."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read()  # until the client gives up
+
+    port = int(django_settings.DATABASES["postgres_private"]["PORT"])
+    server = await asyncio.start_server(hold, "127.0.0.1", port)
+    yield "postgres_private"
+    server.close()
+    for writer in accepted:
+        writer.close()
+    await server.wait_closed()
+
+
+async def test_a_hung_postgres_never_hangs_a_broadcast(
+    silent_postgres: str, use_postgres: UsePostgres
+) -> None:
+    use_postgres(silent_postgres, TIMEOUT=1)
+    client = WebSocketTestClient(application())
+    async with client.connect("/class/lobby") as ws:
+        await joined(ws)  # joining waits for PostgreSQL no longer than TIMEOUT
+        started = time.monotonic()
+        with pytest.raises(django_ws.BroadcastError, match="did not answer within 1 s"):
+            await django_ws.broadcast("lobby", "local")
+        with pytest.raises(django_ws.BroadcastError, match="did not answer within 1 s"):
+            await asyncio.to_thread(django_ws.broadcast_sync, "lobby", "local too")
+        with pytest.raises(django_ws.BroadcastError, match="did not answer within 1 s"):
+            await django_ws.presence("lobby")
+        assert time.monotonic() - started < 10
+        assert await ws.receive_json() == "local"
+        assert await ws.receive_json() == "local too"
