@@ -105,6 +105,7 @@ PY
 }
 
 ensure_redis
+bash scripts/ensure_postgres.sh
 export DJANGO_WS_TEST_REDIS_SERVER=${DJANGO_WS_TEST_REDIS_SERVER:-$(command -v redis-server || true)}
 ensure_chromium
 log "npm packages for the live HTML browser tests"
@@ -118,11 +119,11 @@ ENVS=(py310-dj52 py312-dj60 py313-dj61)
 log "Virtualenvs ${ENVS[*]}"
 SECONDS=0
 ensure_venv .venv/py310-dj52 "$(pick_python 3.10)" \
-    -e ".[test,redis,server]" "Django>=5.2,<6.0"
+    -e ".[test,redis,postgres,server]" "Django>=5.2,<6.0"
 ensure_venv .venv/py312-dj60 "$(pick_python 3.12)" \
-    -e ".[test,redis,server]" "Django>=6.0,<6.1"
+    -e ".[test,redis,postgres,server]" "Django>=6.0,<6.1"
 ensure_venv .venv/py313-dj61 "$(pick_python 3.13)" \
-    -e ".[test,redis,server]" "Django>=6.1,<6.2"
+    -e ".[test,redis,postgres,server]" "Django>=6.1,<6.2"
 echo "Virtualenvs ready in ${SECONDS}s."
 
 reports=$(mktemp -d)

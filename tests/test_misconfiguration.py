@@ -131,8 +131,9 @@ def test_a_urlpattern_whose_target_is_not_a_handler() -> None:
             "WS_BROADCAST",
             {"BACKEND": "myproject.Backend"},
             "WS_BROADCAST['BACKEND'] is 'myproject.Backend', which cannot be imported "
-            "(No module named 'myproject'). Use 'django_ws.broadcast.MemoryBackend' or "
-            "'django_ws.broadcast.RedisBackend' (pip install 'django-ws[redis]').",
+            "(No module named 'myproject'). Use 'django_ws.broadcast.MemoryBackend', "
+            "'django_ws.broadcast.RedisBackend' (pip install 'django-ws[redis]') or "
+            "'django_ws.broadcast.PostgresBackend' (pip install 'django-ws[postgres]').",
         ),
         (
             "WS_BROADCAST",

@@ -1,7 +1,8 @@
 """Groups and broadcast: ``broadcast``, ``broadcast_sync`` and ``presence``.
 
 The backend comes from ``WS_BROADCAST`` (like ``CACHES``): ``MemoryBackend`` in
-one process by default, ``RedisBackend`` across processes and machines.
+one process by default, ``RedisBackend`` or ``PostgresBackend`` across processes
+and machines.
 ``broadcast_on_commit`` waits for the database transaction to commit.
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "BaseBackend",
     "Member",
     "MemoryBackend",
+    "PostgresBackend",
     "Presence",
     "RedisBackend",
     "broadcast",
@@ -51,6 +53,10 @@ def __getattr__(name: str) -> Any:
         from .redis import RedisBackend
 
         return RedisBackend
+    if name == "PostgresBackend":  # imported on demand: psycopg is an optional extra
+        from .postgres import PostgresBackend
+
+        return PostgresBackend
     raise AttributeError(name)
 
 
@@ -62,8 +68,9 @@ def create_backend(config: dict[str, Any]) -> BaseBackend:
     except ImportError as error:
         raise ImproperlyConfigured(
             f"WS_BROADCAST['BACKEND'] is {path!r}, which cannot be imported ({error}). "
-            "Use 'django_ws.broadcast.MemoryBackend' or "
-            "'django_ws.broadcast.RedisBackend' (pip install 'django-ws[redis]')."
+            "Use 'django_ws.broadcast.MemoryBackend', "
+            "'django_ws.broadcast.RedisBackend' (pip install 'django-ws[redis]') or "
+            "'django_ws.broadcast.PostgresBackend' (pip install 'django-ws[postgres]')."
         ) from error
     if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
         raise ImproperlyConfigured(
