@@ -17,6 +17,13 @@ Presence: each process keeps one key per group it has members in
 ``PRESENCE_TTL`` seconds, rewritten on join and leave and every third of the TTL,
 and indexed by a set per group. A process that dies stops refreshing its keys, so
 its members leave the count within ``PRESENCE_TTL`` seconds.
+
+With ``OPTIONS["CLUSTER"]`` the same design runs on a Redis Cluster: a broadcast
+is one SPUBLISH (or one script that SPUBLISHes), which reaches only the shard
+that owns the group's channel, and each process SSUBSCRIBEs per shard
+(``redis_cluster``). Every key a command or script touches at once shares one
+hash tag (``{<PREFIX>:h:<group>}`` for history, ``{<PREFIX>:p:<group>}`` for
+presence), so nothing crosses slots.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -35,7 +42,7 @@ import redis.asyncio as async_redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry as SyncRetry
 
 from ..exceptions import BroadcastError
@@ -44,6 +51,7 @@ from . import redis_history
 from .base import BaseBackend, Presence, local_users, sorted_users
 from .history import HistoryPolicy, Recovery, new_epoch
 from .protocol import envelope, group_json, recovery_event
+from .redis_cluster import ShardedSubscriptions
 
 logger = logging.getLogger("django_ws")
 
@@ -55,6 +63,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "TIMEOUT": 2.0,
     "PRESENCE_TTL": 15.0,
     "RECONNECT_MAX": 5.0,
+    "CLUSTER": False,
 }
 #: The first reconnection waits about this long; each failure doubles it.
 RECONNECT_MIN = 0.1
@@ -69,7 +78,7 @@ LOST = ("", -2)
 REPAIR_READ_ATTEMPTS = 2
 
 #: Errors that mean "Redis is not reachable right now".
-UNREACHABLE = (RedisError, OSError, asyncio.TimeoutError)
+UNREACHABLE = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 def encode_payload(
@@ -133,6 +142,11 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
                 f"seconds, got {value!r}."
             )
         merged[name] = float(value)
+    if not isinstance(merged["CLUSTER"], bool):
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['OPTIONS']['CLUSTER'] must be True (LOCATION is a node "
+            f"of a Redis Cluster) or False, got {merged['CLUSTER']!r}."
+        )
     return merged
 
 
@@ -147,7 +161,9 @@ class RedisBackend(BaseBackend):
     ``PREFIX`` (``"django_ws"``) namespaces channels and keys; ``TIMEOUT`` (2 s)
     bounds every Redis call; ``PRESENCE_TTL`` (15 s) bounds how long a dead
     process's members stay in ``presence``; ``RECONNECT_MAX`` (5 s) caps the
-    backoff between reconnection attempts.
+    backoff between reconnection attempts; ``CLUSTER`` (``False``): ``True``
+    when ``LOCATION`` is any node of a Redis Cluster (7.0 or later), for
+    sharded pub/sub.
     """
 
     def __init__(
@@ -173,9 +189,18 @@ class RedisBackend(BaseBackend):
         self.timeout: float = settings["TIMEOUT"]
         self.presence_ttl: float = settings["PRESENCE_TTL"]
         self.reconnect_max: float = settings["RECONNECT_MAX"]
+        self.cluster: bool = settings["CLUSTER"]
+        if self.cluster and location.startswith("unix://"):
+            raise ImproperlyConfigured(
+                "WS_BROADCAST['OPTIONS']['CLUSTER'] is True but LOCATION is a unix "
+                "socket: give any node of the cluster as redis://host:port/0."
+            )
+        self._publish_script = (
+            redis_history.SPUBLISH_SCRIPT if self.cluster else redis_history.PUBLISH_SCRIPT
+        )
         self.heartbeat = self.presence_ttl / 3
         self._channel_prefix = f"{self.prefix}:g:".encode()
-        self._sync_client: sync_redis.Redis | None = None
+        self._sync_client: Any = None  # sync_redis.Redis or RedisCluster
         self._sync_lock = threading.Lock()
         self._reset()
 
@@ -185,8 +210,10 @@ class RedisBackend(BaseBackend):
     def _reset(self) -> None:
         """Forget everything bound to an event loop."""
         self._bound_loop: asyncio.AbstractEventLoop | None = None
-        self._client: async_redis.Redis | None = None
+        self._client: Any = None  # async_redis.Redis or RedisCluster
         self._pubsub: Any = None
+        #: With ``CLUSTER``: the per-shard subscriptions (instead of ``_reader``).
+        self._shards: ShardedSubscriptions | None = None
         self._connected = False
         self._outage = False
         self._reader: asyncio.Task[None] | None = None
@@ -210,15 +237,20 @@ class RedisBackend(BaseBackend):
         return self._channel_prefix + group.encode()
 
     def _group_of(self, channel: bytes) -> str:
+        """Return the group whose channel is ``channel``."""
         if channel.startswith(self._channel_prefix):
             return channel[len(self._channel_prefix) :].decode()
         tag = redis_history.hash_tag(self.prefix, "").encode()[:-1]  # "{prefix:h:"
         return channel[len(tag) : -3].decode()  # drop "}:c"
 
     def presence_key(self, group: str, process: str) -> str:
+        if self.cluster:  # one slot with the index: read together
+            return f"{{{self.prefix}:p:{group}}}:{process}"
         return f"{self.prefix}:p:{group}:{process}"
 
     def presence_index(self, group: str) -> str:
+        if self.cluster:
+            return f"{{{self.prefix}:p:{group}}}:i"
         return f"{self.prefix}:pi:{group}"
 
     # Clients ------------------------------------------------------------------
@@ -230,10 +262,23 @@ class RedisBackend(BaseBackend):
             "health_check_interval": 0,
         }
 
-    def _new_async_client(self) -> async_redis.Redis:
+    def _new_async_client(self) -> Any:
+        if self.cluster:
+            return async_redis.RedisCluster.from_url(
+                self.location,
+                retry=AsyncRetry(NoBackoff(), 0),
+                **self._client_options(),
+            )
         return async_redis.Redis.from_url(
             self.location, retry=AsyncRetry(NoBackoff(), 0), **self._client_options()
         )
+
+    def _node_options(self) -> dict[str, Any]:
+        """Return how to connect to one cluster node: LOCATION's, but host and port."""
+        options = async_redis.connection.parse_url(self.location)
+        for name in ("host", "port", "db", "path"):
+            options.pop(name, None)
+        return {**options, **self._client_options()}
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         """Bind to the running loop, dropping what a closed loop left behind."""
@@ -243,7 +288,7 @@ class RedisBackend(BaseBackend):
             self._bound_loop = loop
         return loop
 
-    def _async_client(self) -> async_redis.Redis | None:
+    def _async_client(self) -> Any:
         """Return the client of the bound loop, or ``None`` on another live loop."""
         loop = self._bind()
         if loop is not self._bound_loop:
@@ -269,10 +314,13 @@ class RedisBackend(BaseBackend):
             if own:
                 await client.aclose()
 
-    def _sync(self) -> sync_redis.Redis:
+    def _sync(self) -> Any:
         with self._sync_lock:
             if self._sync_client is None:
-                self._sync_client = sync_redis.Redis.from_url(
+                client_class = (
+                    sync_redis.RedisCluster if self.cluster else sync_redis.Redis
+                )
+                self._sync_client = client_class.from_url(
                     self.location,
                     retry=SyncRetry(NoBackoff(), 0),
                     **self._client_options(),
@@ -282,9 +330,43 @@ class RedisBackend(BaseBackend):
     # Lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start reading subscriptions and refreshing presence (idempotent)."""
+        """Start reading subscriptions and refreshing presence (idempotent).
+
+        Raises ``ImproperlyConfigured`` when ``LOCATION`` answers but is not what
+        ``CLUSTER`` says (a cluster node without it, a plain server with it).
+        """
         self._bind()
+        if self._reader is None and self._shards is None:
+            await self._check_server_kind()
         self._ensure_running()
+
+    async def _check_server_kind(self) -> None:
+        probe = async_redis.Redis.from_url(
+            self.location, retry=AsyncRetry(NoBackoff(), 0), **self._client_options()
+        )
+        try:
+            info = await _bounded(probe.info("cluster"), self.timeout)
+        except UNREACHABLE as error:  # checked when it answers: not at startup
+            logger.warning(
+                "Redis at %s did not answer at startup (%s); reconnecting",
+                _redacted(self.location),
+                str(error) or type(error).__name__,
+            )
+            return
+        finally:
+            await probe.aclose()
+        enabled = bool(info.get("cluster_enabled"))
+        if enabled and not self.cluster:
+            raise ImproperlyConfigured(
+                f"Redis at {_redacted(self.location)} is a Redis Cluster node: set "
+                "WS_BROADCAST['OPTIONS']['CLUSTER'] = True."
+            )
+        if self.cluster and not enabled:
+            raise ImproperlyConfigured(
+                f"WS_BROADCAST['OPTIONS']['CLUSTER'] is True but Redis at "
+                f"{_redacted(self.location)} is not a cluster node (cluster_enabled "
+                "is 0): remove 'CLUSTER' or point LOCATION at a cluster node."
+            )
 
     def _ensure_running(self) -> None:
         loop = self._bind()
@@ -293,7 +375,20 @@ class RedisBackend(BaseBackend):
                 "The RedisBackend serves members on one event loop per process; "
                 f"it is bound to {self._bound_loop!r}, not to {loop!r}."
             )
-        if self._reader is None:
+        if self.cluster:
+            if self._shards is None:
+                self._shards = ShardedSubscriptions(
+                    self,
+                    self._async_client,
+                    self._node_options(),
+                    timeout=self.timeout,
+                    heartbeat=self.heartbeat,
+                    reconnect_min=RECONNECT_MIN,
+                    reconnect_max=self.reconnect_max,
+                )
+                self._shards.start()
+                self._connected = True  # commands go through the cluster client
+        elif self._reader is None:
             self._reader = loop.create_task(
                 self._read_forever(), name="django_ws redis reader"
             )
@@ -309,6 +404,8 @@ class RedisBackend(BaseBackend):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._shards is not None:
+                await self._shards.stop()
             await self._presence_written()
             self._dirty.update(self.groups)  # sockets still open: out of presence
             if self._dirty:
@@ -336,6 +433,14 @@ class RedisBackend(BaseBackend):
     async def group_opened(self, group: str) -> None:
         """Subscribe before returning, so a broadcast after ``join`` reaches it."""
         self._presence_changed(group)
+        if self._shards is not None:
+            try:
+                await _bounded(self._shards.subscribe(self.channel(group)), self.timeout)
+            except UNREACHABLE as error:
+                logger.debug(
+                    "Subscribing to %r failed (%r); the router will retry", group, error
+                )
+            return
         if not self._connected and not self._outage:
             try:  # the reader is connecting for the first time
                 await _bounded(self._subscriber_ready.wait(), self.timeout)
@@ -378,6 +483,14 @@ class RedisBackend(BaseBackend):
     async def group_closed(self, group: str) -> None:
         self._delivered.pop(group, None)
         self._presence_changed(group)  # not awaited: a closing socket must not wait for Redis
+        if self._shards is not None and group not in self.groups:
+            try:
+                await _bounded(
+                    self._shards.unsubscribe(self.channel(group)), self.timeout
+                )
+            except UNREACHABLE as error:
+                logger.debug("Unsubscribing from %r failed: %r", group, error)
+            return
         if not self._connected or group in self.groups:
             return
         try:
@@ -400,14 +513,17 @@ class RedisBackend(BaseBackend):
             keys, args = self._publish_arguments(group, policy, message, exclude)
             await self._call(
                 lambda client: self._run_async(
-                    client, redis_history.PUBLISH_SCRIPT, keys, args
+                    client, self._publish_script, keys, args
                 )
             )
             return
         self.deliver_local(group, message, exclude)
         payload = encode_payload(message, exclude, process_id())
         channel = self._channel_prefix + group.encode()
-        await self._call(lambda client: client.publish(channel, payload))
+        if self.cluster:  # to the owning shard only
+            await self._call(lambda client: client.spublish(channel, payload))
+        else:
+            await self._call(lambda client: client.publish(channel, payload))
 
     def publish_sync(
         self, group: str, message: dict[str, Any], exclude: frozenset[str]
@@ -416,12 +532,16 @@ class RedisBackend(BaseBackend):
         try:
             if policy is not None:
                 keys, args = self._publish_arguments(group, policy, message, exclude)
-                self._run_sync(redis_history.PUBLISH_SCRIPT, keys, args)
+                self._run_sync(self._publish_script, keys, args)
                 return
             self.deliver_local(group, message, exclude)
             payload = encode_payload(message, exclude, process_id())
-            self._sync().publish(self._channel_prefix + group.encode(), payload)
-        except (RedisError, OSError) as error:
+            channel = self._channel_prefix + group.encode()
+            if self.cluster:
+                self._sync().spublish(channel, payload)
+            else:
+                self._sync().publish(channel, payload)
+        except (RedisError, RedisClusterException, OSError) as error:
             raise BroadcastError(
                 f"Redis at {_redacted(self.location)} did not answer within "
                 f"{self.timeout:g} s: {error}"
@@ -458,7 +578,7 @@ class RedisBackend(BaseBackend):
 
     @staticmethod
     async def _run_async(
-        client: async_redis.Redis, script: str, keys: list[str], args: list[Any]
+        client: Any, script: str, keys: list[str], args: list[Any]
     ) -> Any:
         sha = redis_history.sha(script)
         try:
@@ -529,7 +649,7 @@ class RedisBackend(BaseBackend):
             held = redis_history.decode_read(
                 self._run_sync(redis_history.READ_SCRIPT, keys, args)
             )
-        except (RedisError, OSError) as error:
+        except (RedisError, RedisClusterException, OSError) as error:
             raise BroadcastError(
                 f"Redis at {_redacted(self.location)} did not answer within "
                 f"{self.timeout:g} s: {error}"
@@ -577,28 +697,87 @@ class RedisBackend(BaseBackend):
         event = envelope(group_json(group), epoch, offset, data)
         self.deliver_history(group, offset, event, exclude)
 
+    async def _read_many(
+        self, requests: list[tuple[str, HistoryPolicy, int]]
+    ) -> list[redis_history.Held | None]:
+        """Read several histories in one round trip (one per shard in a cluster).
+
+        Each request is ``(group, policy, first offset wanted)``; a read that
+        failed alone gives ``None``. Raises ``BroadcastError`` when Redis is away.
+        """
+
+        async def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for group, policy, first in requests:
+                keys, args = self._read_arguments(group, policy, first)
+                # EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
+                pipe.eval(redis_history.READ_SCRIPT, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
+
+        replies = await self._call(run)
+        found: list[redis_history.Held | None] = []
+        for (group, _, _), reply in zip(requests, replies):
+            if isinstance(reply, Exception):
+                logger.warning("Reading the history of %r failed: %s", group, reply)
+                found.append(None)
+                continue
+            held = redis_history.decode_read(reply)
+            if group in self.groups:
+                self._delivered.setdefault(group, (held.epoch, held.offset))
+            found.append(held)
+        return found
+
     async def _read_for_repair(
-        self, group: str, first: int
-    ) -> tuple[HistoryPolicy, redis_history.Held] | None:
-        policy = self.history_policy(group)
-        if policy is None or group not in self.groups:
-            return None
+        self, wanted: list[tuple[str, int]]
+    ) -> list[tuple[HistoryPolicy, redis_history.Held] | None]:
+        """Read each ``(group, first offset)`` of ``wanted`` for a repair, at once.
+
+        Gives ``None`` for a group that left or keeps no history, and for one
+        whose read failed twice: then its next message tells its members
+        ``recovered: false``.
+        """
+        results: list[tuple[HistoryPolicy, redis_history.Held] | None] = [
+            None for _ in wanted
+        ]
+        policies = [self.history_policy(group) for group, _ in wanted]
+        pending = [
+            index
+            for index, (group, _) in enumerate(wanted)
+            if policies[index] is not None and group in self.groups
+        ]
         for attempt in range(1, REPAIR_READ_ATTEMPTS + 1):
+            if not pending:
+                break
+            requests = []
+            for index in pending:
+                policy = policies[index]
+                assert policy is not None
+                requests.append((wanted[index][0], policy, wanted[index][1]))
             try:
-                held = await self._read(group, policy, first)
+                helds = await self._read_many(requests)
             except BroadcastError as error:
                 logger.warning(
-                    "Reading the history of %r failed (try %d of %d): %s",
-                    group,
+                    "Reading %d group histories failed (try %d of %d): %s",
+                    len(requests),
                     attempt,
                     REPAIR_READ_ATTEMPTS,
                     error,
                 )
                 continue
-            return (policy, held) if group in self.groups else None
-        if group in self.groups:
-            self._delivered[group] = LOST
-        return None
+            failed = []
+            for index, held in zip(pending, helds):
+                policy = policies[index]
+                if held is None:
+                    failed.append(index)
+                elif policy is not None and wanted[index][0] in self.groups:
+                    results[index] = (policy, held)
+            pending = failed
+        for index in pending:
+            group = wanted[index][0]
+            if group in self.groups:
+                self._delivered[group] = LOST
+        return results
 
     async def _repair(self, group: str, after: int, epoch: str, upto: int) -> None:
         """Deliver offsets ``after + 1 .. upto`` of ``epoch`` from ``group``'s stream.
@@ -606,7 +785,7 @@ class RedisBackend(BaseBackend):
         When the stream no longer holds all of them, the members get the
         ``recovered: false`` frame at ``(epoch, upto)`` instead.
         """
-        found = await self._read_for_repair(group, after + 1)
+        (found,) = await self._read_for_repair([(group, after + 1)])
         if found is None:
             if group in self.groups:
                 self._lost_history(group, epoch, upto)
@@ -640,23 +819,33 @@ class RedisBackend(BaseBackend):
         for member in tuple(self.groups.get(group, ())):
             member.send_event(event)
 
-    async def _repair_after_reconnect(self) -> None:
+    async def _repair_after_reconnect(self, groups: Iterable[str] | None = None) -> None:
         """Deliver what each subscribed history group published while away.
 
-        When the group's epoch changed meanwhile (Redis restarted empty, or the
-        history expired), what the old epoch got after the last delivery is
-        unknown: the members get ``recovered: false`` at the new epoch's start,
-        then its messages if the stream holds them all.
+        ``groups`` (all of them by default) are read in one round trip (one per
+        shard), and those whose epoch changed in a second. When the epoch changed
+        meanwhile (Redis restarted empty, or the history expired), what the old
+        epoch got after the last delivery is unknown: the members get
+        ``recovered: false`` at the new epoch's start, then its messages if the
+        stream holds them all.
         """
-        for group, (epoch, offset) in list(self._delivered.items()):
-            found = await self._read_for_repair(group, offset + 1)
+        chosen = None if groups is None else set(groups)
+        positions = [
+            (group, position)
+            for group, position in self._delivered.items()
+            if chosen is None or group in chosen
+        ]
+        reads = await self._read_for_repair(
+            [(group, offset + 1) for group, (_, offset) in positions]
+        )
+        from_start = []
+        for (group, (epoch, offset)), found in zip(positions, reads):
             if found is None:
                 continue
             policy, held = found
             if (epoch, offset) == UNKNOWN:
                 self._lost_history(group, held.epoch, held.offset)
-                continue
-            if held.epoch == epoch:
+            elif held.epoch == epoch:
                 if held.offset > offset:
                     entries = redis_history.held_range(
                         policy, held, offset, held.offset
@@ -665,18 +854,45 @@ class RedisBackend(BaseBackend):
                         self._lost_history(group, epoch, held.offset)
                     else:
                         self._deliver_entries(group, epoch, entries)
-                continue
-            if offset > 0 and held.offset > 0:  # read from the epoch's start
-                found = await self._read_for_repair(group, 1)
-                if found is None:
-                    continue
-                policy, held = found
-            entries = redis_history.held_range(policy, held, 0, held.offset)
-            if entries is None:
-                self._lost_history(group, held.epoch, held.offset)
+            elif offset > 0 and held.offset > 0:  # read from the epoch's start
+                from_start.append(group)
             else:
-                self._lost_history(group, held.epoch, 0)
-                self._deliver_entries(group, held.epoch, entries)
+                self._deliver_new_epoch(group, policy, held)
+        if from_start:
+            reads = await self._read_for_repair([(group, 1) for group in from_start])
+            for group, found in zip(from_start, reads):
+                if found is not None:
+                    self._deliver_new_epoch(group, *found)
+
+    def _deliver_new_epoch(
+        self, group: str, policy: HistoryPolicy, held: redis_history.Held
+    ) -> None:
+        entries = redis_history.held_range(policy, held, 0, held.offset)
+        if entries is None:
+            self._lost_history(group, held.epoch, held.offset)
+        else:
+            self._lost_history(group, held.epoch, 0)
+            self._deliver_entries(group, held.epoch, entries)
+
+    # Shards (with CLUSTER): ``redis_cluster.ShardListener`` ----------------------
+
+    async def shard_message(self, channel: bytes, payload: bytes) -> None:
+        """A shard read a message: deliver it as the single reader does."""
+        await self._received(channel, payload)
+
+    async def shard_resubscribed(self, channels: list[bytes]) -> None:
+        """Channels moved to a new shard: repair their groups from history."""
+        await self._repair_after_reconnect(self._group_of(c) for c in channels)
+
+    def shard_connected(self, name: str) -> None:
+        if self._outage:
+            logger.info("Reconnected to Redis Cluster node %s", name)
+        self._outage = False
+        self._dirty.update(self.groups)  # a failover may have lost recent writes
+        self._start_presence_write()
+
+    def shard_lost(self, name: str, error: BaseException) -> None:
+        self._lost(error)
 
     async def _received(self, channel: bytes, payload: bytes) -> None:
         group = self._group_of(channel)
