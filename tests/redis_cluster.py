@@ -14,9 +14,13 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis
 
 from tests.live_server import (
@@ -246,3 +250,54 @@ def cluster_executables() -> tuple[str, str] | None:
     if server is None or cli is None:
         return None
     return server, cli
+
+
+def start_cluster() -> PrivateRedisCluster:
+    """Start a cluster, or fail the test saying what to install."""
+    executables = cluster_executables()
+    if executables is None:
+        pytest.fail(
+            "redis-server and redis-cli are needed for the Redis Cluster tests: "
+            "install them (apt-get install redis-server redis-tools)."
+        )
+    return PrivateRedisCluster(*executables).start()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[PrivateRedisCluster]:
+    """A 3-master, 3-replica cluster shared by the tests that do not break it."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def private_redis_cluster() -> Iterator[PrivateRedisCluster]:
+    """A cluster of the test's own, which it may break (kill a master)."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.close()
+
+
+def cluster_broadcast_settings(
+    cluster: PrivateRedisCluster, **options: Any
+) -> dict[str, Any]:
+    """``WS_BROADCAST`` for ``cluster``, with a prefix of the test's own."""
+    options.setdefault("PREFIX", f"test-{uuid.uuid4().hex[:8]}")
+    options.setdefault("TIMEOUT", 2)
+    options["CLUSTER"] = True
+    return {
+        "BACKEND": "django_ws.broadcast.RedisBackend",
+        "LOCATION": cluster.url,
+        "OPTIONS": options,
+    }
+
+
+@pytest.fixture
+def redis_cluster_broadcast(redis_cluster: PrivateRedisCluster) -> dict[str, Any]:
+    """The ``WS_BROADCAST`` of a RedisBackend on the shared cluster.
+
+    A backend contract suite can take it as one more parameter beside the
+    Memory, Redis and PostgreSQL configurations.
+    """
+    return cluster_broadcast_settings(redis_cluster)
