@@ -215,6 +215,34 @@ class PrivateRedisCluster:
                     return int(master[1])
         raise RuntimeError(f"No master serves the slot of {key!r}.")
 
+    def move_slot(self, key: bytes | str, to: int) -> None:
+        """Migrate the slot of ``key``, with its keys, to the master on ``to``.
+
+        The steps of a resharding (``CLUSTER SETSLOT`` IMPORTING, MIGRATING,
+        ``MIGRATE``, NODE), as ``redis-cli --cluster reshard`` does them.
+        """
+        source = self.owner(key)
+        with (
+            self.nodes[source].client() as old,
+            self.nodes[to].client() as new,
+        ):
+            slot = int(old.execute_command("CLUSTER KEYSLOT", key))
+            old_id = old.execute_command("CLUSTER MYID")
+            new_id = new.execute_command("CLUSTER MYID")
+            new.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", old_id)
+            old.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", new_id)
+            keys = old.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+            if keys:
+                old.execute_command(
+                    "MIGRATE", "127.0.0.1", to, "", 0, 5000, "KEYS", *keys
+                )
+            new.execute_command("CLUSTER SETSLOT", slot, "NODE", new_id)
+            old.execute_command("CLUSTER SETSLOT", slot, "NODE", new_id)
+            for port in self.masters():
+                if port not in (source, to):
+                    with self.nodes[port].client() as other:
+                        other.execute_command("CLUSTER SETSLOT", slot, "NODE", new_id)
+
     def command_calls(self) -> dict[int, dict[str, int]]:
         """Return, per live node, how many times each command ran."""
         calls = {}

@@ -7,6 +7,7 @@ command anywhere else, whatever the shard.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from unittest.mock import ANY
@@ -284,3 +285,37 @@ def test_bad_cluster_options_fail_at_configuration(
     with pytest.raises(ImproperlyConfigured) as excinfo:
         django_ws.get_websocket_application()
     assert str(excinfo.value) == message
+
+
+# Slot migration ----------------------------------------------------------------------
+
+
+async def test_a_migrated_slot_moves_the_subscription_and_loses_nothing(
+    use_cluster: UseCluster, redis_cluster: PrivateRedisCluster
+) -> None:
+    backend = use_cluster(HISTORY={"room-*": {"SIZE": 50, "TTL": 60}})
+    await backend.start()
+    client = room_client()
+    channel = backend.channel("room-m")
+    async with client.connect("/class/room-m") as ws:
+        await joined(ws)
+        for number in range(5):
+            await django_ws.broadcast("room-m", number)
+        source = redis_cluster.owner(channel)
+        target = next(port for port in redis_cluster.masters() if port != source)
+        await asyncio.to_thread(redis_cluster.move_slot, channel, target)
+        assert redis_cluster.owner(channel) == target
+        for number in range(5, 10):  # the cluster client follows MOVED
+            await django_ws.broadcast("room-m", number)
+        frames = [await ws.receive_json() for _ in range(10)]
+        epoch = frames[0]["epoch"]
+        assert frames == [
+            {"group": "room-m", "epoch": epoch, "offset": n + 1, "data": n}
+            for n in range(10)
+        ]
+        shard = backend._shards.shard_of(channel)  # type: ignore[union-attr]
+        assert shard is not None and shard.port == target
+        with redis_cluster.nodes[target].client() as node:
+            assert channel in node.execute_command("PUBSUB", "SHARDCHANNELS")
+        with redis_cluster.nodes[source].client() as node:
+            assert channel not in node.execute_command("PUBSUB", "SHARDCHANNELS")
