@@ -438,3 +438,55 @@ async def test_a_hung_redis_never_hangs_a_history_broadcast_nor_a_join(
         assert time.monotonic() - started < 5
     finally:
         await backend.stop()
+
+
+async def test_an_epoch_change_during_a_replay_loses_no_message_of_the_new_epoch(
+    backend: RedisBackend, other: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The history is lost (a new epoch starts) while a member is being replayed
+    # the old one: the new epoch's first messages arrive while its deliveries are
+    # held, and their offsets (1, 2) are below its replay's last offset (4).
+    client = room_client()
+    async with client.connect("/class/room-a") as watcher:
+        await joined(watcher)
+        epoch, _ = await django_ws.position("room-a")
+        await say("room-a", 1, 2, 3, 4)
+        for number in (1, 2, 3, 4):
+            assert await watcher.receive_json() == frame(
+                "room-a", epoch, number, {"n": number}
+            )
+        read, release = asyncio.Event(), asyncio.Event()
+        recover = backend.recover
+
+        async def recover_then_wait(*args: Any) -> Any:
+            recovery = await recover(*args)
+            read.set()
+            await release.wait()  # the replay is sent only after the epoch change
+            return recovery
+
+        monkeypatch.setattr(backend, "recover", recover_then_wait)
+        offered = since({"room-a": [epoch, 1]})
+        async with client.connect("/class/room-a", query_string=offered) as member:
+            await asyncio.wait_for(read.wait(), 5)
+            other.delete(*keys(backend.prefix, "room-a"))
+            await say("room-a", 5, 6)
+            new, _ = await django_ws.position("room-a")
+            assert new != epoch
+            for offset, number in ((1, 5), (2, 6)):  # delivered in this process
+                assert await watcher.receive_json() == frame(
+                    "room-a", new, offset, {"n": number}
+                )
+            release.set()
+            assert await member.receive_json() == recovered("room-a", True, epoch, 1, 3)
+            for number in (2, 3, 4):
+                assert await member.receive_json() == frame(
+                    "room-a", epoch, number, {"n": number}
+                )
+            assert await member.receive_json() == frame("room-a", new, 1, {"n": 5})
+            assert await member.receive_json() == frame("room-a", new, 2, {"n": 6})
+            assert await member.receive_json() == {"joined": "room-a"}
+            await say("room-a", 7)
+            assert await member.receive_json() == frame("room-a", new, 3, {"n": 7})
+            assert await watcher.receive_json() == frame("room-a", new, 3, {"n": 7})
+            await member.assert_nothing_received(0.1)
+            await watcher.assert_nothing_received(0.1)

@@ -624,12 +624,16 @@ class RedisBackend(BaseBackend):
         return redis_history.recovery(group, policy, held, offered)
 
     async def join_floor(self, group: str) -> int:
+        _, offset = await self.join_position(group)
+        return offset
+
+    async def join_position(self, group: str) -> tuple[str | None, int]:
         try:
-            return await super().join_floor(group)
+            return await self.position(group)
         except BroadcastError as error:
             logger.warning("Reading the position of %r failed: %s", group, error)
             self._position_unknown(group)
-            return -1  # nothing to filter: every message once Redis is back
+            return None, -1  # nothing to filter: every message once Redis is back
 
     def _position_unknown(self, group: str) -> None:
         # Members joined without a position: once the subscription is back,
@@ -685,7 +689,7 @@ class RedisBackend(BaseBackend):
         elif last is not None and message.offset > 1:
             await self._repair(group, 0, message.epoch, message.offset - 1)
         elif last is not None:
-            self.restart_floors(group)  # a new epoch: offsets start over
+            self.restart_floors(group, message.epoch)  # a new epoch: offsets start over
         self._deliver_published(
             group, message.epoch, message.offset, message.data, message.exclude
         )
@@ -798,7 +802,7 @@ class RedisBackend(BaseBackend):
             self._lost_history(group, epoch, upto)
             return
         if after == 0:
-            self.restart_floors(group)  # a new epoch: offsets start over
+            self.restart_floors(group, epoch)  # a new epoch: offsets start over
         self._deliver_entries(group, epoch, entries)
 
     def _deliver_entries(
@@ -813,11 +817,11 @@ class RedisBackend(BaseBackend):
             "its members here get 'recovered: false'",
             group,
         )
-        self.restart_floors(group)
+        self.restart_floors(group, epoch)
         self._delivered[group] = (epoch, offset)
-        event = recovery_event(group, False, epoch, offset, 0)
-        for member in tuple(self.groups.get(group, ())):
-            member.send_event(event)
+        # In order with the deliveries: a member still being replayed gets it
+        # after its replay, and one whose replay reached ``offset`` needs none.
+        self.deliver_history(group, offset, recovery_event(group, False, epoch, offset, 0))
 
     async def _repair_after_reconnect(self, groups: Iterable[str] | None = None) -> None:
         """Deliver what each subscribed history group published while away.
