@@ -195,6 +195,12 @@ class RedisBackend(BaseBackend):
                 "WS_BROADCAST['OPTIONS']['CLUSTER'] is True but LOCATION is a unix "
                 "socket: give any node of the cluster as redis://host:port/0."
             )
+        if self.cluster and "smessage" not in async_redis.client.PubSub.PUBLISH_MESSAGE_TYPES:
+            raise ImproperlyConfigured(
+                "WS_BROADCAST['OPTIONS']['CLUSTER'] needs a redis-py whose asyncio "
+                f"pub/sub reads sharded messages (8.0 or later; {sync_redis.__version__} "
+                "is installed): pip install -U 'django-ws[redis]'."
+            )
         self._publish_script = (
             redis_history.SPUBLISH_SCRIPT if self.cluster else redis_history.PUBLISH_SCRIPT
         )
@@ -275,10 +281,10 @@ class RedisBackend(BaseBackend):
 
     def _node_options(self) -> dict[str, Any]:
         """Return how to connect to one cluster node: LOCATION's, but host and port."""
-        options = async_redis.connection.parse_url(self.location)
+        parsed: dict[str, Any] = dict(async_redis.connection.parse_url(self.location))
         for name in ("host", "port", "db", "path"):
-            options.pop(name, None)
-        return {**options, **self._client_options()}
+            parsed.pop(name, None)
+        return {**parsed, **self._client_options()}
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         """Bind to the running loop, dropping what a closed loop left behind."""
