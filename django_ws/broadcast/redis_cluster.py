@@ -166,7 +166,9 @@ class ShardedSubscriptions:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(channel, []).append(waiter)
         try:
-            await self._place(channel, repair=False)
+            # Shielded: a caller that gives up must not leave the channel half
+            # placed (neither on a shard nor homeless, so never subscribed).
+            await asyncio.shield(self._place(channel, repair=False))
             await waiter
         finally:
             waiting = self._waiters.get(channel, [])
