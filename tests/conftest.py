@@ -33,6 +33,7 @@ from tests.redis_cluster import (  # noqa: F401 - fixtures
     redis_cluster,
     redis_cluster_broadcast,
 )
+from tests.redis_sentinel import private_redis_sentinel  # noqa: F401 - a fixture
 from tests.live_server import (
     LiveServer,
     PrivateRedis,

@@ -47,7 +47,7 @@ from redis.retry import Retry as SyncRetry
 
 from ..exceptions import BroadcastError
 from ..connection_ids import process_id
-from . import redis_history
+from . import redis_history, redis_sentinel
 from .base import BaseBackend, Presence, local_users, sorted_users
 from .history import HistoryPolicy, Recovery, new_epoch
 from .protocol import envelope, group_json, recovery_event
@@ -64,6 +64,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "PRESENCE_TTL": 15.0,
     "RECONNECT_MAX": 5.0,
     "CLUSTER": False,
+    "SENTINELS": None,
+    "SERVICE": None,
 }
 #: The first reconnection waits about this long; each failure doubles it.
 RECONNECT_MIN = 0.1
@@ -147,7 +149,45 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
             "WS_BROADCAST['OPTIONS']['CLUSTER'] must be True (LOCATION is a node "
             f"of a Redis Cluster) or False, got {merged['CLUSTER']!r}."
         )
+    merged["SENTINELS"] = _sentinels(merged["SENTINELS"], merged["SERVICE"])
+    if merged["SENTINELS"] and merged["CLUSTER"]:
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['OPTIONS'] has both 'CLUSTER' and 'SENTINELS': a Redis "
+            "Cluster fails over by itself; keep one."
+        )
     return merged
+
+
+def _sentinels(sentinels: Any, service: Any) -> list[tuple[str, int]]:
+    """Validate ``SENTINELS`` and ``SERVICE`` (both or neither)."""
+    if sentinels is None and service is None:
+        return []
+    example = "[('10.0.0.1', 26379), ('10.0.0.2', 26379)]"
+    if not isinstance(service, str) or not service:
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['OPTIONS']['SERVICE'] must name the master that the "
+            f"sentinels monitor (e.g. 'mymaster'), got {service!r}."
+        )
+    if not isinstance(sentinels, (list, tuple)) or not sentinels:
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['OPTIONS']['SENTINELS'] must be a non-empty list of "
+            f"(host, port) pairs such as {example}, got {sentinels!r}."
+        )
+    pairs = []
+    for entry in sentinels:
+        if (
+            not isinstance(entry, (list, tuple))
+            or len(entry) != 2
+            or not isinstance(entry[0], str)
+            or isinstance(entry[1], bool)
+            or not isinstance(entry[1], int)
+        ):
+            raise ImproperlyConfigured(
+                "WS_BROADCAST['OPTIONS']['SENTINELS'] must be a non-empty list of "
+                f"(host, port) pairs such as {example}; {entry!r} is not one."
+            )
+        pairs.append((entry[0], entry[1]))
+    return pairs
 
 
 async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
@@ -163,7 +203,9 @@ class RedisBackend(BaseBackend):
     process's members stay in ``presence``; ``RECONNECT_MAX`` (5 s) caps the
     backoff between reconnection attempts; ``CLUSTER`` (``False``): ``True``
     when ``LOCATION`` is any node of a Redis Cluster (7.0 or later), for
-    sharded pub/sub.
+    sharded pub/sub; ``SENTINELS`` and ``SERVICE``: the Redis Sentinels to ask
+    for the service's master (``LOCATION`` then gives only the database and the
+    credentials).
     """
 
     def __init__(
@@ -190,6 +232,14 @@ class RedisBackend(BaseBackend):
         self.presence_ttl: float = settings["PRESENCE_TTL"]
         self.reconnect_max: float = settings["RECONNECT_MAX"]
         self.cluster: bool = settings["CLUSTER"]
+        self.sentinels: list[tuple[str, int]] = settings["SENTINELS"]
+        self.service: str | None = settings["SERVICE"]
+        if self.sentinels and location.startswith("unix://"):
+            raise ImproperlyConfigured(
+                "WS_BROADCAST['OPTIONS']['SENTINELS'] is set but LOCATION is a unix "
+                "socket: give the master's database and credentials as "
+                "redis://[:password@]master/0."
+            )
         if self.cluster and location.startswith("unix://"):
             raise ImproperlyConfigured(
                 "WS_BROADCAST['OPTIONS']['CLUSTER'] is True but LOCATION is a unix "
@@ -269,6 +319,11 @@ class RedisBackend(BaseBackend):
         }
 
     def _new_async_client(self) -> Any:
+        if self.sentinels:
+            assert self.service is not None
+            return redis_sentinel.async_master(
+                self.sentinels, self.service, self._node_options(keep_db=True)
+            )
         if self.cluster:
             return async_redis.RedisCluster.from_url(
                 self.location,
@@ -279,10 +334,10 @@ class RedisBackend(BaseBackend):
             self.location, retry=AsyncRetry(NoBackoff(), 0), **self._client_options()
         )
 
-    def _node_options(self) -> dict[str, Any]:
-        """Return how to connect to one cluster node: LOCATION's, but host and port."""
+    def _node_options(self, *, keep_db: bool = False) -> dict[str, Any]:
+        """Return how to connect to one node: LOCATION's, but host and port."""
         parsed: dict[str, Any] = dict(async_redis.connection.parse_url(self.location))
-        for name in ("host", "port", "db", "path"):
+        for name in ("host", "port", "path") if keep_db else ("host", "port", "db", "path"):
             parsed.pop(name, None)
         return {**parsed, **self._client_options()}
 
@@ -322,6 +377,11 @@ class RedisBackend(BaseBackend):
 
     def _sync(self) -> Any:
         with self._sync_lock:
+            if self._sync_client is None and self.sentinels:
+                assert self.service is not None
+                self._sync_client = redis_sentinel.sync_master(
+                    self.sentinels, self.service, self._node_options(keep_db=True)
+                )
             if self._sync_client is None:
                 client_class = (
                     sync_redis.RedisCluster if self.cluster else sync_redis.Redis
@@ -347,8 +407,14 @@ class RedisBackend(BaseBackend):
         self._ensure_running()
 
     async def _check_server_kind(self) -> None:
-        probe = async_redis.Redis.from_url(
-            self.location, retry=AsyncRetry(NoBackoff(), 0), **self._client_options()
+        probe = (
+            self._new_async_client()  # the sentinels' master
+            if self.sentinels
+            else async_redis.Redis.from_url(
+                self.location,
+                retry=AsyncRetry(NoBackoff(), 0),
+                **self._client_options(),
+            )
         )
         try:
             info = await _bounded(probe.info("cluster"), self.timeout)
