@@ -141,6 +141,12 @@ DJANGOWS_REDIS = replace(
     env=_dj("djangows_project.settings", BENCH_AUTH="0", BENCH_BROADCAST="redis"),
     needs="djangows-redis",
 )
+DJANGOWS_CLUSTER = replace(
+    DJANGOWS_REDIS,
+    name="djangows-cluster",
+    description="django-ws subclass, RedisBackend with CLUSTER on 3 masters + 3 replicas",
+    env=_dj("djangows_project.settings", BENCH_AUTH="0", BENCH_BROADCAST="redis-cluster"),
+)
 DJANGOWS_DSL_REDIS = replace(
     DJANGOWS_REDIS,
     name="djangows-dsl",
@@ -255,6 +261,8 @@ REDIS_BROADCAST_TARGETS = [
     CHANNELS_REDIS,
     CHANNELS_PUBSUB,
 ]
+# The raw floor and django-ws on one Redis, then django-ws on a Redis Cluster.
+CLUSTER_BROADCAST_TARGETS = [RAW_REDIS, DJANGOWS_REDIS, DJANGOWS_CLUSTER]
 # Group history on and off: broadcast (one process, and two through Redis), then
 # recovery and memory, where both backends' rows share a table.
 HISTORY_BROADCAST_TARGETS = [DJANGOWS, DJANGOWS_HISTORY]
@@ -273,4 +281,5 @@ TARGET_NAMES = [t.name for t in CHURN_TARGETS] + [
     "channels-pubsub",
     "djangows-history",
     "djangows-history-redis",
+    "djangows-cluster",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Recorder, Scenario
 from .broadcast import BROADCAST, BROADCAST_REDIS
+from .cluster import BROADCAST_CLUSTER
 from .echo import CHURN, PINGPONG
 from .history import HISTORY_BROADCAST, HISTORY_MEMORY, HISTORY_RECOVERY, HISTORY_REDIS
 from .idle import IDLE
@@ -17,6 +18,7 @@ SCENARIOS: dict[str, Scenario] = {
         IDLE,
         BROADCAST,
         BROADCAST_REDIS,
+        BROADCAST_CLUSTER,
         SYNC_BROADCAST,
         HISTORY_BROADCAST,
         HISTORY_REDIS,
