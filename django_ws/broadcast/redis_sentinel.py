@@ -54,7 +54,10 @@ def async_master(
     sentinels: list[tuple[str, int]], service: str, options: dict[str, Any]
 ) -> AsyncMaster:
     """Return an asyncio client of ``service``'s current master."""
-    manager = AsyncSentinel(sentinels, sentinel_kwargs=_sentinel_options(options))
+    # Typed in redis-py 8.2, not in 8.1: hence the ignores.
+    manager = AsyncSentinel(  # type: ignore[no-untyped-call,unused-ignore]
+        sentinels, sentinel_kwargs=_sentinel_options(options)
+    )
     client: AsyncMaster = manager.master_for(
         service, redis_class=AsyncMaster, retry=AsyncRetry(NoBackoff(), 0), **options
     )
@@ -66,8 +69,10 @@ def sync_master(
     sentinels: list[tuple[str, int]], service: str, options: dict[str, Any]
 ) -> SyncMaster:
     """Return a sync client of ``service``'s current master."""
-    manager = SyncSentinel(sentinels, sentinel_kwargs=_sentinel_options(options))
-    client: SyncMaster = manager.master_for(
+    manager = SyncSentinel(  # type: ignore[no-untyped-call,unused-ignore]
+        sentinels, sentinel_kwargs=_sentinel_options(options)
+    )
+    client: SyncMaster = manager.master_for(  # type: ignore[no-untyped-call,unused-ignore]
         service, redis_class=SyncMaster, retry=SyncRetry(NoBackoff(), 0), **options
     )
     client.sentinels = manager
