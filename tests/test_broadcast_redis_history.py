@@ -490,3 +490,49 @@ async def test_an_epoch_change_during_a_replay_loses_no_message_of_the_new_epoch
             assert await watcher.receive_json() == frame("room-a", new, 3, {"n": 7})
             await member.assert_nothing_received(0.1)
             await watcher.assert_nothing_received(0.1)
+
+
+async def test_after_a_reconnect_every_group_is_repaired_from_one_batch_of_reads(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    backend = use(settings, private_redis.url)
+    other = redis.Redis.from_url(private_redis.url)
+    groups = ("room-a", "room-b", "room-c")
+    try:
+        async with room_client().connect("/class/room-a") as member:
+            await joined(member)
+            for group in groups[1:]:
+                await member.send_json({"join": group})
+                await member.receive_json()
+            epochs = {}
+            for group in groups:
+                epochs[group], _ = await django_ws.position(group)
+                await say(group, 1)
+                assert await member.receive_json() == frame(
+                    group, epochs[group], 1, {"n": 1}
+                )
+            publish_unseen(other, backend, "room-a", 2, 3)
+            publish_unseen(other, backend, "room-b", 2)
+            other.delete(*keys(backend.prefix, "room-c"))  # a new epoch, 2 messages
+            publish_unseen(other, backend, "room-c", 2, 3)
+            before = command_calls(other)
+            assert other.client_kill_filter(_type="pubsub") == 1
+            received: dict[str, list[Any]] = {group: [] for group in groups}
+            for _ in range(6):
+                message = await member.receive_json()
+                received[message["group"]].append(message)
+            assert received["room-a"] == [
+                frame("room-a", epochs["room-a"], n, {"n": n}) for n in (2, 3)
+            ]
+            assert received["room-b"] == [frame("room-b", epochs["room-b"], 2, {"n": 2})]
+            assert received["room-c"] == [
+                recovered("room-c", False, "unused-epoch", 0, 0),
+                frame("room-c", "unused-epoch", 1, {"n": 2}),
+                frame("room-c", "unused-epoch", 2, {"n": 3}),
+            ]
+            # One read per group, then one more for the group whose epoch changed.
+            assert delta(before, command_calls(other)).get("cmdstat_eval") == 4
+            await member.assert_nothing_received(0.1)
+    finally:
+        other.close()
+        await backend.stop()
