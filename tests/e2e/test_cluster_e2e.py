@@ -6,7 +6,8 @@ and this process publishes with ``broadcast_sync`` (a sync ``RedisCluster``
 client), retrying on ``BroadcastError`` as careful publishers do. One master is
 killed with SIGKILL; its replica takes over, the servers subscribe again on it
 and repair from the history it replicated, so every member ends with every
-accepted message once, in order, with no ``recovered: false``.
+accepted message once, in order, with no ``recovered: false``; members of a group
+without history on the killed shard get what is published after the failover.
 """
 
 from __future__ import annotations
@@ -57,11 +58,13 @@ async def cluster_servers(
     await get_backend().stop()
 
 
-def one_group_per_shard(cluster: PrivateRedisCluster) -> dict[int, str]:
+def one_group_per_shard(
+    cluster: PrivateRedisCluster, stem: str = "room"
+) -> dict[int, str]:
     backend = get_backend()
     found: dict[int, str] = {}
     for number in range(200):
-        group = f"room-{number}"
+        group = f"{stem}-{number}"
         found.setdefault(cluster.owner(backend.channel(group)), group)  # type: ignore[attr-defined]
         if len(found) == 3:
             return found
@@ -105,9 +108,14 @@ async def test_a_killed_master_fails_over_and_members_miss_nothing(
     groups = [shards[port] for port in sorted(shards)]
     victim = sorted(shards)[0]
     servers = cluster_servers
+    plain = one_group_per_shard(cluster, "plain")[victim]
     members: list[tuple[str, ClientConnection]] = []
+    listeners: list[ClientConnection] = []
     try:
         for server in servers:
+            ws = await connect(server.ws_url(f"/room/{plain}"), open_timeout=5)
+            listeners.append(ws)
+            assert json.loads(await ws.recv()) == {"joined": plain}
             for group in groups:
                 ws = await connect(server.ws_url(f"/room/{group}"), open_timeout=5)
                 members.append((group, ws))
@@ -128,9 +136,14 @@ async def test_a_killed_master_fails_over_and_members_miss_nothing(
                 {"group": group, "epoch": epoch, "offset": n, "data": {"text": str(n)}}
                 for n in range(1, MESSAGES + 1)
             ], f"{group} on a server: {frames}"
+        # A group without history on the killed shard was subscribed again with
+        # them: it gets what is published from now on (at most once).
+        await asyncio.to_thread(django_ws.broadcast_sync, plain, {"text": "after"})
+        for ws in listeners:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"text": "after"}
         for server in servers:
             log = server.log_text()
             assert "Traceback" not in log, log
     finally:
-        for _, ws in members:
+        for ws in [*listeners, *(ws for _, ws in members)]:
             await ws.close()
