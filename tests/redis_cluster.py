@@ -252,6 +252,25 @@ class PrivateRedisCluster:
             calls[node.port] = {name: entry["calls"] for name, entry in stats.items()}
         return calls
 
+    def wait_replicated(self, port: int, timeout: float = 10.0) -> None:
+        """Wait until the replica of the master on ``port`` has all its writes.
+
+        Replication is asynchronous: a master killed before its replica caught
+        up takes its last writes with it (Redis's documented trade-off).
+        """
+
+        def caught_up() -> bool:
+            with self.nodes[port].client() as client:
+                info = client.info("replication")
+            replicas = [v for k, v in info.items() if k.startswith("slave")]
+            return bool(replicas) and all(
+                isinstance(r, dict)
+                and int(r["offset"]) >= int(info["master_repl_offset"])
+                for r in replicas
+            )
+
+        self._wait(time.monotonic() + timeout, caught_up, "the replica caught up")
+
     def kill(self, port: int) -> None:
         """SIGKILL the node on ``port`` (by its PID)."""
         _kill_process(self.nodes[port].process)

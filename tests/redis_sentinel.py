@@ -107,6 +107,19 @@ class PrivateRedisSentinel:
             )
         return int(port)
 
+    def wait_replicated(self, timeout: float = 10.0) -> None:
+        """Wait until the replica has every write the master has.
+
+        Replication is asynchronous: a master killed before its replica caught
+        up takes its last writes with it (Redis's documented trade-off).
+        """
+        master = self.current_master()
+        self._wait(
+            time.monotonic() + timeout,
+            lambda: _replica_caught_up(master),
+            "the replica has the master's writes",
+        )
+
     def kill_master(self) -> int:
         """SIGKILL the current master (by PID); return its port."""
         port = self.current_master()
@@ -126,6 +139,17 @@ class PrivateRedisSentinel:
         for process in self.processes.values():
             _stop_process(process, 5.0)
         self._directory.cleanup()
+
+
+def _replica_caught_up(master: int) -> bool:
+    """Whether every replica of the master on ``master`` acknowledged its offset."""
+    with redis.Redis(port=master, socket_timeout=1) as client:
+        info = client.info("replication")
+    replicas = [v for k, v in info.items() if k.startswith("slave")]
+    return bool(replicas) and all(
+        isinstance(r, dict) and int(r["offset"]) >= int(info["master_repl_offset"])
+        for r in replicas
+    )
 
 
 @pytest.fixture

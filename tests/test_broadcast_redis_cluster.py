@@ -179,7 +179,8 @@ async def test_each_process_subscribes_per_shard_to_its_groups_only(
             with redis_cluster.nodes[port].client() as node:
                 subscribed = node.execute_command("PUBSUB", "SHARDCHANNELS")
             mine = [c for c in subscribed if c.startswith(backend.prefix.encode())]
-            expected = [backend.channel(shards[port])] if port == redis_cluster.masters()[0] else []
+            first = port == redis_cluster.masters()[0]
+            expected = [backend.channel(shards[port])] if first else []
             assert mine == expected
         assert len(backend._shards.shards) == 1  # type: ignore[union-attr]
     assert backend._shards.shards == {}  # type: ignore[union-attr]
@@ -191,7 +192,10 @@ async def test_presence_on_the_cluster_adds_up_and_leaves(
     backend = use_cluster()
     await backend.start()
     client = room_client()
-    async with client.connect("/class/lobby") as a, client.connect("/function/lobby") as b:
+    async with (
+        client.connect("/class/lobby") as a,
+        client.connect("/function/lobby") as b,
+    ):
         await joined(a), await joined(b)
         assert await django_ws.presence("lobby") == Presence(count=2, users=[])
         await b.close()

@@ -524,7 +524,9 @@ async def test_after_a_reconnect_every_group_is_repaired_from_one_batch_of_reads
             assert received["room-a"] == [
                 frame("room-a", epochs["room-a"], n, {"n": n}) for n in (2, 3)
             ]
-            assert received["room-b"] == [frame("room-b", epochs["room-b"], 2, {"n": 2})]
+            assert received["room-b"] == [
+                frame("room-b", epochs["room-b"], 2, {"n": 2})
+            ]
             assert received["room-c"] == [
                 recovered("room-c", False, "unused-epoch", 0, 0),
                 frame("room-c", "unused-epoch", 1, {"n": 2}),

@@ -55,7 +55,10 @@ async def test_groups_history_and_presence_through_the_sentinel(
     backend: RedisBackend,
 ) -> None:
     client = room_client()
-    async with client.connect("/class/lobby") as a, client.connect("/class/room-s") as b:
+    async with (
+        client.connect("/class/lobby") as a,
+        client.connect("/class/room-s") as b,
+    ):
         await joined(a), await joined(b)
         await django_ws.broadcast("lobby", "hi")
         assert await a.receive_json() == "hi"
@@ -93,6 +96,9 @@ async def test_a_killed_master_fails_over_and_members_miss_nothing(
         await joined(member)
         deadline = time.monotonic() + 60
         await asyncio.to_thread(publish_retrying, "room-f", range(1, 11), deadline)
+        # What the master acknowledged may not be on the replica yet (asynchronous
+        # replication): wait, so that "accepted" means "survives the failover".
+        await asyncio.to_thread(private_redis_sentinel.wait_replicated)
         killed = private_redis_sentinel.kill_master()
         retried = await asyncio.to_thread(
             publish_retrying, "room-f", range(11, 31), deadline

@@ -144,8 +144,10 @@ DJANGOWS_REDIS = replace(
 DJANGOWS_CLUSTER = replace(
     DJANGOWS_REDIS,
     name="djangows-cluster",
-    description="django-ws subclass, RedisBackend with CLUSTER on 3 masters + 3 replicas",
-    env=_dj("djangows_project.settings", BENCH_AUTH="0", BENCH_BROADCAST="redis-cluster"),
+    description="django-ws subclass, RedisBackend with CLUSTER, 3 masters + 3 replicas",
+    env=_dj(
+        "djangows_project.settings", BENCH_AUTH="0", BENCH_BROADCAST="redis-cluster"
+    ),
 )
 DJANGOWS_DSL_REDIS = replace(
     DJANGOWS_REDIS,

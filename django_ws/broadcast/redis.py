@@ -245,14 +245,18 @@ class RedisBackend(BaseBackend):
                 "WS_BROADCAST['OPTIONS']['CLUSTER'] is True but LOCATION is a unix "
                 "socket: give any node of the cluster as redis://host:port/0."
             )
-        if self.cluster and "smessage" not in async_redis.client.PubSub.PUBLISH_MESSAGE_TYPES:
+        sharded = "smessage" in async_redis.client.PubSub.PUBLISH_MESSAGE_TYPES
+        if self.cluster and not sharded:
             raise ImproperlyConfigured(
                 "WS_BROADCAST['OPTIONS']['CLUSTER'] needs a redis-py whose asyncio "
-                f"pub/sub reads sharded messages (8.0 or later; {sync_redis.__version__} "
-                "is installed): pip install -U 'django-ws[redis]'."
+                "pub/sub reads sharded messages (8.0 or later; "
+                f"{sync_redis.__version__} is installed): "
+                "pip install -U 'django-ws[redis]'."
             )
         self._publish_script = (
-            redis_history.SPUBLISH_SCRIPT if self.cluster else redis_history.PUBLISH_SCRIPT
+            redis_history.SPUBLISH_SCRIPT
+            if self.cluster
+            else redis_history.PUBLISH_SCRIPT
         )
         self.heartbeat = self.presence_ttl / 3
         self._channel_prefix = f"{self.prefix}:g:".encode()
@@ -337,7 +341,7 @@ class RedisBackend(BaseBackend):
     def _node_options(self, *, keep_db: bool = False) -> dict[str, Any]:
         """Return how to connect to one node: LOCATION's, but host and port."""
         parsed: dict[str, Any] = dict(async_redis.connection.parse_url(self.location))
-        for name in ("host", "port", "path") if keep_db else ("host", "port", "db", "path"):
+        for name in ("host", "port", "path", *(() if keep_db else ("db",))):
             parsed.pop(name, None)
         return {**parsed, **self._client_options()}
 
@@ -507,7 +511,9 @@ class RedisBackend(BaseBackend):
         self._presence_changed(group)
         if self._shards is not None:
             try:
-                await _bounded(self._shards.subscribe(self.channel(group)), self.timeout)
+                await _bounded(
+                    self._shards.subscribe(self.channel(group)), self.timeout
+                )
             except UNREACHABLE as error:
                 logger.debug(
                     "Subscribing to %r failed (%r); the router will retry", group, error
@@ -893,9 +899,12 @@ class RedisBackend(BaseBackend):
         self._delivered[group] = (epoch, offset)
         # In order with the deliveries: a member still being replayed gets it
         # after its replay, and one whose replay reached ``offset`` needs none.
-        self.deliver_history(group, offset, recovery_event(group, False, epoch, offset, 0))
+        event = recovery_event(group, False, epoch, offset, 0)
+        self.deliver_history(group, offset, event)
 
-    async def _repair_after_reconnect(self, groups: Iterable[str] | None = None) -> None:
+    async def _repair_after_reconnect(
+        self, groups: Iterable[str] | None = None
+    ) -> None:
         """Deliver what each subscribed history group published while away.
 
         ``groups`` (all of them by default) are read in one round trip (one per

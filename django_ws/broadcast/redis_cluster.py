@@ -286,7 +286,8 @@ class ShardedSubscriptions:
         pubsub = client.pubsub()
         lost: BaseException | None = None
         try:
-            await asyncio.wait_for(pubsub.connect(), self.timeout)  # type: ignore[no-untyped-call,unused-ignore]
+            connecting = pubsub.connect()  # type: ignore[no-untyped-call,unused-ignore]
+            await asyncio.wait_for(connecting, self.timeout)
             shard.pubsub = pubsub
             shard.awaiting |= shard.channels
             for batch in by_slot(shard.channels):

@@ -54,7 +54,9 @@ return {epoch, offset}
 
 #: ``PUBLISH_SCRIPT`` for a Redis Cluster: SPUBLISH reaches only the shard that
 #: owns the channel, which is the shard running the script (same hash tag).
-SPUBLISH_SCRIPT = PUBLISH_SCRIPT.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
+SPUBLISH_SCRIPT = PUBLISH_SCRIPT.replace(
+    "redis.call('PUBLISH'", "redis.call('SPUBLISH'"
+)
 
 #: KEYS: epoch, offset, stream. ARGV: new epoch, ttl ms, first offset wanted
 #: (0: none). Returns ``{epoch, offset, now ms, entries}``.

@@ -72,8 +72,9 @@ def sync_master(
     manager = SyncSentinel(  # type: ignore[no-untyped-call,unused-ignore]
         sentinels, sentinel_kwargs=_sentinel_options(options)
     )
+    retry = SyncRetry(NoBackoff(), 0)
     client: SyncMaster = manager.master_for(  # type: ignore[no-untyped-call,unused-ignore]
-        service, redis_class=SyncMaster, retry=SyncRetry(NoBackoff(), 0), **options
+        service, redis_class=SyncMaster, retry=retry, **options
     )
     client.sentinels = manager
     return client

@@ -65,7 +65,8 @@ def one_group_per_shard(
     found: dict[int, str] = {}
     for number in range(200):
         group = f"{stem}-{number}"
-        found.setdefault(cluster.owner(backend.channel(group)), group)  # type: ignore[attr-defined]
+        channel = backend.channel(group)  # type: ignore[attr-defined]
+        found.setdefault(cluster.owner(channel), group)
         if len(found) == 3:
             return found
     raise AssertionError("200 group names all fell on fewer than 3 shards")
@@ -123,6 +124,9 @@ async def test_a_killed_master_fails_over_and_members_miss_nothing(
         texts = [str(n) for n in range(1, MESSAGES + 1)]
         deadline = time.monotonic() + 60
         await asyncio.to_thread(publish_retrying, groups, texts[:KILL_AFTER], deadline)
+        # What the master acknowledged may not be on its replica yet (asynchronous
+        # replication): wait, so that "accepted" means "survives the failover".
+        await asyncio.to_thread(cluster.wait_replicated, victim)
         cluster.kill(victim)
         retried = await asyncio.to_thread(
             publish_retrying, groups, texts[KILL_AFTER:], deadline
@@ -140,7 +144,8 @@ async def test_a_killed_master_fails_over_and_members_miss_nothing(
         # them: it gets what is published from now on (at most once).
         await asyncio.to_thread(django_ws.broadcast_sync, plain, {"text": "after"})
         for ws in listeners:
-            assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"text": "after"}
+            after = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert after == {"text": "after"}
         for server in servers:
             log = server.log_text()
             assert "Traceback" not in log, log

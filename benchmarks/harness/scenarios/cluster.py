@@ -1,4 +1,4 @@
-"""Broadcast across 2 processes on a Redis Cluster, against one Redis and the raw floor."""
+"""Broadcast across 2 processes on a Redis Cluster, beside one Redis and the floor."""
 
 from __future__ import annotations
 
