@@ -226,7 +226,7 @@ class ShardedSubscriptions:
         if shard.connected and channel not in shard.awaiting:
             shard.awaiting.add(channel)
             try:
-                await shard.pubsub.ssubscribe(channel)
+                await asyncio.wait_for(shard.pubsub.ssubscribe(channel), self.timeout)
             except UNREACHABLE as error:  # the reader sees it too and re-places
                 logger.debug("SSUBSCRIBE %r failed: %r", channel, error)
 
@@ -271,8 +271,13 @@ class ShardedSubscriptions:
                     continue
                 self._refresh = False
             for channel, repair in list(self.homeless.items()):
-                if channel in self.homeless:
+                if channel not in self.homeless:
+                    continue
+                try:
                     await self._place(channel, repair=repair)
+                except Exception:  # the router must outlive any one placement
+                    logger.exception("Placing Redis channel %r failed", channel)
+                    self._make_homeless([channel], repair, refresh=True)
 
     # A shard's reader ---------------------------------------------------------
 
