@@ -22,6 +22,7 @@ from django.urls.resolvers import RegexPattern
 from .conf import clears_on_settings_change
 from .decorators.registry import RouteRegistry
 from .handler import WebSocketHandler
+from .live.stream import stream_urlpatterns
 
 #: Marks "use the settings" for ``urlconf`` arguments, as opposed to "no urlconf".
 FROM_SETTINGS: Any = object()
@@ -86,7 +87,10 @@ class Router:
         self.registry = registry
         self.version = registry.version
         self.retired = False  # set when the settings it was built from change
-        patterns: list[Any] = [path("", include(module))] if module is not None else []
+        # The live stream route first: its prefix is django-ws's own.
+        patterns: list[Any] = stream_urlpatterns()
+        if module is not None:
+            patterns.append(path("", include(module)))
         patterns += registry.urlpatterns
         self.urlconf = _URLConf(patterns)
         self.resolver = URLResolver(RegexPattern(r"^/"), self.urlconf)  # type: ignore[arg-type]

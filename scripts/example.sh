@@ -11,6 +11,8 @@ log "Virtualenv .venv/example"
 # The newest Python, so the newest Django (6.x needs 3.12+); where there is no
 # 3.13, pick_python takes python3 and pip the newest Django it supports.
 ensure_venv .venv/example "$(pick_python 3.13)" -e ".[server,redis]"
+log "htmx and Turbo for the live board (npm)"
+bash scripts/ensure_npm_packages.sh || echo "WARNING: npm install failed; the live board says what to run." >&2
 python=$PWD/.venv/example/bin/python
 
 cd example

@@ -107,6 +107,9 @@ PY
 ensure_redis
 export DJANGO_WS_TEST_REDIS_SERVER=${DJANGO_WS_TEST_REDIS_SERVER:-$(command -v redis-server || true)}
 ensure_chromium
+log "npm packages for the live HTML browser tests"
+command -v npm >/dev/null || apt_install npm || echo "WARNING: apt-get could not install npm." >&2
+bash scripts/ensure_npm_packages.sh || echo "WARNING: npm install failed." >&2
 
 # The oldest supported pair, and each newer Django on the Python it needs (6.x:
 # 3.12+). The newest environment is last: it runs the benchmark smoke and

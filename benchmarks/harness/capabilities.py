@@ -24,6 +24,8 @@ def bc():
     ws(); import django_ws; django_ws.broadcast; django_ws.broadcast_sync
 def history():
     bc(); importlib.import_module("django_ws.broadcast.history").HistoryStore
+def live():
+    bc(); importlib.import_module("django_ws.live").broadcast_fragment
 def bc_redis():
     bc(); importlib.import_module("django_ws.broadcast.redis").RedisBackend
 probe("djangows", ws)
@@ -31,6 +33,7 @@ probe("djangows-dsl", dsl)
 probe("djangows-broadcast", bc)
 probe("djangows-history", history)
 probe("djangows-redis", bc_redis)
+probe("djangows-live", live)
 probe("channels", lambda: importlib.import_module("channels.generic.websocket"))
 probe("channels-redis", lambda: importlib.import_module("channels_redis.pubsub"))
 probe("starlette", lambda: importlib.import_module("starlette.endpoints"))
@@ -43,6 +46,7 @@ PROBED = (
     "djangows-broadcast",
     "djangows-history",
     "djangows-redis",
+    "djangows-live",
     "channels",
     "channels-redis",
     "starlette",

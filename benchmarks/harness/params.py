@@ -28,6 +28,7 @@ class Params:
     history_missed: int = 1000  # within the targets' history SIZE (1,000)
     history_repeats: int = 5  # recoveries and fresh joins per run
     history_stored: int = 10000  # messages for the memory per stored message
+    live_members: int = 1000
 
 
 SMOKE = Params(
@@ -52,4 +53,5 @@ SMOKE = Params(
     history_missed=50,
     history_repeats=2,
     history_stored=200,
+    live_members=50,
 )

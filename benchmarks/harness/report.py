@@ -67,6 +67,11 @@ def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
         ]
     if name == "history-memory":
         return [("RSS at N", lambda s: f"{s.get('rss_after_kib', 0) / 1024:,.0f} MiB")]
+    if name == "live-fragment":
+        return [
+            ("renders / broadcast", lambda s: f"{s.get('renders_per_broadcast', 0):g}"),
+            ("frame bytes", lambda s: f"{s.get('frame_bytes', 0):g}"),
+        ]
     if name == "sync-broadcast":
         return [("calls/s", lambda s: f"{s.get('calls_per_s', 0):,.0f}")]
     return []

@@ -7,6 +7,9 @@ from typing import Any
 
 # Fields of a run whose median the report and the checks read.
 MEDIAN_FIELDS = (
+    "renders_per_broadcast",
+    "frames_made_per_broadcast",
+    "frame_bytes",
     "loadgen_cpu_pct",
     "server_cpu_pct",
     "rss_after_kib",

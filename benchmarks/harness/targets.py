@@ -278,10 +278,28 @@ HISTORY_RECOVERY_TARGETS = [
     ),
 ]
 HISTORY_MEMORY_TARGETS = [DJANGOWS_HISTORY]
+# Live HTML (benchmarks/live_fragment.py, no server): base "djangows" selects both.
+LIVE_TARGETS = [
+    Target(
+        "djangows-live",
+        "broadcast_fragment: the template rendered per broadcast, live stream members",
+        env=(("BENCH_LIVE_KIND", "fragment"),),
+        needs="djangows-live",
+        base="djangows",
+    ),
+    Target(
+        "djangows-prerendered",
+        "broadcast(raw=True) of the same frame rendered beforehand, plain members",
+        env=(("BENCH_LIVE_KIND", "prerendered"),),
+        needs="djangows-live",
+        base="djangows",
+    ),
+]
 TARGET_NAMES = [t.name for t in CHURN_TARGETS] + [
     "channels-redis",
     "channels-pubsub",
     "djangows-history",
     "djangows-history-redis",
     "djangows-cluster",
+    *(t.name for t in LIVE_TARGETS),
 ]

@@ -1,4 +1,4 @@
-"""Settings of the django-ws example project: a chat, a ticker, a job and a classic socket.
+"""Settings of the django-ws example project: a chat, a ticker, a job, a live board, a classic socket.
 
 SQLite and the in-memory broadcast backend by default, so it runs with nothing
 else installed. Two environment variables change that:
@@ -24,14 +24,17 @@ INSTALLED_APPS = [
     # Before staticfiles, so that `manage.py runserver` is django-ws's: it serves
     # HTTP and WebSockets (and static files) with uvicorn, with autoreload.
     "django_ws",
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "chat",
     "ticker",
     "jobs",
     "classic",
+    "board",
 ]
 
 MIDDLEWARE = [
@@ -40,6 +43,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -56,6 +60,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
             ],
         },
     },
@@ -73,7 +78,19 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS: list = [BASE_DIR / "static"]
+# The live board's client libraries: htmx, its ws extension and Turbo, installed
+# by npm into the repository's node_modules/ (scripts/ensure_npm_packages.sh; not
+# committed). Served as static/htmx.org/, static/htmx-ext-ws/, static/turbo/.
+NODE_MODULES = BASE_DIR.parent / "node_modules"
+LIVE_ASSETS = {
+    "htmx.org": NODE_MODULES / "htmx.org" / "dist",
+    "htmx-ext-ws": NODE_MODULES / "htmx-ext-ws" / "dist",
+    "turbo": NODE_MODULES / "@hotwired" / "turbo" / "dist",
+}
+LIVE_ASSETS_INSTALLED = all(path.is_dir() for path in LIVE_ASSETS.values())
+if LIVE_ASSETS_INSTALLED:
+    STATICFILES_DIRS += list(LIVE_ASSETS.items())
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -85,7 +102,12 @@ WS_MIDDLEWARE = ["django_ws.middleware.AuthMiddleware"]
 
 # Chat rooms (groups "chat.<room>") keep their last 200 messages for 10 minutes: a page
 # that reconnects, to this process or another one behind Redis, gets what it missed.
-CHAT_HISTORY = {"chat.*": {"SIZE": 200, "TTL": 600}}
+# The live board's streams ("board:board.board:<pk>") keep theirs too, so a page
+# rendered just before a change still gets it when its socket connects.
+CHAT_HISTORY = {
+    "chat.*": {"SIZE": 200, "TTL": 600},
+    "board:*": {"SIZE": 200, "TTL": 600},
+}
 REDIS_URL = os.environ.get("DJANGO_WS_REDIS_URL")
 if REDIS_URL:
     WS_BROADCAST = {

@@ -1,5 +1,6 @@
 """HTTP routes: the pages, and Django's login and logout views."""
 
+from django.contrib import admin
 from django.urls import include, path
 
 from . import views
@@ -11,4 +12,6 @@ urlpatterns = [
     path("ticker/", include("ticker.urls")),
     path("jobs/", include("jobs.urls")),
     path("classic/", include("classic.urls")),
+    path("board/", include("board.urls")),
+    path("admin/", admin.site.urls),
 ]

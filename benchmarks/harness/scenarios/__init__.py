@@ -8,6 +8,7 @@ from .cluster import BROADCAST_CLUSTER
 from .echo import CHURN, PINGPONG
 from .history import HISTORY_BROADCAST, HISTORY_MEMORY, HISTORY_RECOVERY, HISTORY_REDIS
 from .idle import IDLE
+from .live import LIVE_FRAGMENT
 from .sync import SYNC_BROADCAST
 
 SCENARIOS: dict[str, Scenario] = {
@@ -24,6 +25,7 @@ SCENARIOS: dict[str, Scenario] = {
         HISTORY_REDIS,
         HISTORY_RECOVERY,
         HISTORY_MEMORY,
+        LIVE_FRAGMENT,
     )
 }
 
