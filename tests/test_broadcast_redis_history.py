@@ -538,3 +538,36 @@ async def test_after_a_reconnect_every_group_is_repaired_from_one_batch_of_reads
     finally:
         other.close()
         await backend.stop()
+
+
+async def test_a_history_that_went_back_starts_a_new_epoch_instead_of_reusing_offsets(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    # A failover to a replica that missed the last writes: the group is at the
+    # same epoch but behind what members saw. Reusing offsets 2 and 3 for new
+    # messages would get them dropped as duplicates; a new epoch is announced.
+    backend = use(settings, private_redis.url)
+    other = redis.Redis.from_url(private_redis.url)
+    try:
+        async with room_client().connect("/class/room-a") as member:
+            await joined(member)
+            old, _ = await django_ws.position("room-a")
+            await say("room-a", 1, 2, 3)
+            for number in (1, 2, 3):
+                assert await member.receive_json() == frame(
+                    "room-a", old, number, {"n": number}
+                )
+            epoch_key, offset_key, stream_key = keys(backend.prefix, "room-a")
+            other.set(offset_key, 1, keepttl=True)  # what the replica had
+            other.xdel(stream_key, "2-0", "3-0")
+            assert other.client_kill_filter(_type="pubsub") == 1
+            start = await member.receive_json()
+            new = start["epoch"]
+            assert new != old
+            assert start == recovered("room-a", False, new, 0, 0)
+            await say("room-a", 4)
+            assert await member.receive_json() == frame("room-a", new, 1, {"n": 4})
+            await member.assert_nothing_received(0.1)
+    finally:
+        other.close()
+        await backend.stop()

@@ -923,7 +923,7 @@ class RedisBackend(BaseBackend):
         reads = await self._read_for_repair(
             [(group, offset + 1) for group, (_, offset) in positions]
         )
-        from_start = []
+        from_start, rewound = [], []
         for (group, (epoch, offset)), found in zip(positions, reads):
             if found is None:
                 continue
@@ -939,15 +939,48 @@ class RedisBackend(BaseBackend):
                         self._lost_history(group, epoch, held.offset)
                     else:
                         self._deliver_entries(group, epoch, entries)
+                elif held.offset < offset:  # gone back: a failover lost writes
+                    rewound.append((group, epoch, offset))
             elif offset > 0 and held.offset > 0:  # read from the epoch's start
                 from_start.append(group)
             else:
                 self._deliver_new_epoch(group, policy, held)
+        if rewound:
+            await self._start_over(rewound)
+            from_start += [group for group, _, _ in rewound]
         if from_start:
             reads = await self._read_for_repair([(group, 1) for group in from_start])
             for group, found in zip(from_start, reads):
                 if found is not None:
                     self._deliver_new_epoch(group, *found)
+
+    async def _start_over(self, rewound: list[tuple[str, str, int]]) -> None:
+        """Give a new epoch to groups whose offsets went back below ours.
+
+        Redis replication is asynchronous: a replica promoted after a failover may
+        lack the last messages that this process delivered. Offsets would then be
+        reused for other messages, which members would take for duplicates; a new
+        epoch (and ``recovered: false``) is what tells them instead.
+        """
+        logger.warning(
+            "The history of %s went back below what was delivered here (a failover "
+            "lost writes); starting a new epoch",
+            ", ".join(repr(group) for group, _, _ in rewound),
+        )
+
+        async def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for group, epoch, offset in rewound:
+                keys = redis_history.keys(self.prefix, group)
+                script = redis_history.RESET_IF_BEHIND_SCRIPT
+                pipe.eval(script, len(keys), *keys, epoch, offset)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
+
+        try:
+            await self._call(run)
+        except BroadcastError as error:  # the re-read finds the old epoch: lost
+            logger.warning("Starting a new epoch failed: %s", error)
 
     def _deliver_new_epoch(
         self, group: str, policy: HistoryPolicy, held: redis_history.Held

@@ -58,6 +58,20 @@ SPUBLISH_SCRIPT = PUBLISH_SCRIPT.replace(
     "redis.call('PUBLISH'", "redis.call('SPUBLISH'"
 )
 
+#: KEYS: epoch, offset, stream. ARGV: an epoch, the offset a process delivered
+#: in it. When the group is still at that epoch but behind that offset (a
+#: failover to a replica that had not received the last writes), drop its
+#: history, so that the next message starts a new epoch instead of reusing
+#: offsets that members have seen. Returns 1 when it dropped it.
+RESET_IF_BEHIND_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1]
+   and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  return 1
+end
+return 0
+"""
+
 #: KEYS: epoch, offset, stream. ARGV: new epoch, ttl ms, first offset wanted
 #: (0: none). Returns ``{epoch, offset, now ms, entries}``.
 READ_SCRIPT = (
