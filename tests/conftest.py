@@ -9,6 +9,10 @@
   needs ``transactional_db``.
 - ``redis_url`` is database 15 of the shared Redis on 127.0.0.1:6379, flushed.
 - ``private_redis`` is a redis-server of the test's own, safe to stop and start.
+- ``redis_cluster`` is a 3-master, 3-replica Redis Cluster of the session's own;
+  ``private_redis_cluster`` one of the test's own, which it may break;
+  ``redis_cluster_broadcast`` the ``WS_BROADCAST`` of a RedisBackend on the
+  first (``tests/redis_cluster.py``).
 - ``chromium_executable`` is the path to Debian's Chromium for browser tests.
 
 A missing Redis or Chromium fails the test with a message saying what to
@@ -24,6 +28,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.servers import selected_servers
+from tests.redis_cluster import (  # noqa: F401 - fixtures
+    private_redis_cluster,
+    redis_cluster,
+    redis_cluster_broadcast,
+)
+from tests.redis_sentinel import private_redis_sentinel  # noqa: F401 - a fixture
 from tests.live_server import (
     LiveServer,
     PrivateRedis,

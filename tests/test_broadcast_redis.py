@@ -233,7 +233,8 @@ def test_invalid_redis_url_fails_at_startup(settings: Any) -> None:
             {"TIMEOUTS": 1},
             (
                 "WS_BROADCAST['OPTIONS'] has unknown keys ['TIMEOUTS']; the "
-                "RedisBackend takes ['PREFIX', 'PRESENCE_TTL', 'RECONNECT_MAX', 'TIMEOUT']."
+                "RedisBackend takes ['CLUSTER', 'PREFIX', 'PRESENCE_TTL', "
+                "'RECONNECT_MAX', 'SENTINELS', 'SERVICE', 'TIMEOUT']."
             ),
         ),
         (

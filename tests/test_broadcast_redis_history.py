@@ -438,3 +438,136 @@ async def test_a_hung_redis_never_hangs_a_history_broadcast_nor_a_join(
         assert time.monotonic() - started < 5
     finally:
         await backend.stop()
+
+
+async def test_an_epoch_change_during_a_replay_loses_no_message_of_the_new_epoch(
+    backend: RedisBackend, other: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The history is lost (a new epoch starts) while a member is being replayed
+    # the old one: the new epoch's first messages arrive while its deliveries are
+    # held, and their offsets (1, 2) are below its replay's last offset (4).
+    client = room_client()
+    async with client.connect("/class/room-a") as watcher:
+        await joined(watcher)
+        epoch, _ = await django_ws.position("room-a")
+        await say("room-a", 1, 2, 3, 4)
+        for number in (1, 2, 3, 4):
+            assert await watcher.receive_json() == frame(
+                "room-a", epoch, number, {"n": number}
+            )
+        read, release = asyncio.Event(), asyncio.Event()
+        recover = backend.recover
+
+        async def recover_then_wait(*args: Any) -> Any:
+            recovery = await recover(*args)
+            read.set()
+            await release.wait()  # the replay is sent only after the epoch change
+            return recovery
+
+        monkeypatch.setattr(backend, "recover", recover_then_wait)
+        offered = since({"room-a": [epoch, 1]})
+        async with client.connect("/class/room-a", query_string=offered) as member:
+            await asyncio.wait_for(read.wait(), 5)
+            other.delete(*keys(backend.prefix, "room-a"))
+            await say("room-a", 5, 6)
+            new, _ = await django_ws.position("room-a")
+            assert new != epoch
+            for offset, number in ((1, 5), (2, 6)):  # delivered in this process
+                assert await watcher.receive_json() == frame(
+                    "room-a", new, offset, {"n": number}
+                )
+            release.set()
+            assert await member.receive_json() == recovered("room-a", True, epoch, 1, 3)
+            for number in (2, 3, 4):
+                assert await member.receive_json() == frame(
+                    "room-a", epoch, number, {"n": number}
+                )
+            assert await member.receive_json() == frame("room-a", new, 1, {"n": 5})
+            assert await member.receive_json() == frame("room-a", new, 2, {"n": 6})
+            assert await member.receive_json() == {"joined": "room-a"}
+            await say("room-a", 7)
+            assert await member.receive_json() == frame("room-a", new, 3, {"n": 7})
+            assert await watcher.receive_json() == frame("room-a", new, 3, {"n": 7})
+            await member.assert_nothing_received(0.1)
+            await watcher.assert_nothing_received(0.1)
+
+
+async def test_after_a_reconnect_every_group_is_repaired_from_one_batch_of_reads(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    backend = use(settings, private_redis.url)
+    other = redis.Redis.from_url(private_redis.url)
+    groups = ("room-a", "room-b", "room-c")
+    try:
+        async with room_client().connect("/class/room-a") as member:
+            await joined(member)
+            for group in groups[1:]:
+                await member.send_json({"join": group})
+                await member.receive_json()
+            epochs = {}
+            for group in groups:
+                epochs[group], _ = await django_ws.position(group)
+                await say(group, 1)
+                assert await member.receive_json() == frame(
+                    group, epochs[group], 1, {"n": 1}
+                )
+            publish_unseen(other, backend, "room-a", 2, 3)
+            publish_unseen(other, backend, "room-b", 2)
+            other.delete(*keys(backend.prefix, "room-c"))  # a new epoch, 2 messages
+            publish_unseen(other, backend, "room-c", 2, 3)
+            before = command_calls(other)
+            assert other.client_kill_filter(_type="pubsub") == 1
+            received: dict[str, list[Any]] = {group: [] for group in groups}
+            for _ in range(6):
+                message = await member.receive_json()
+                received[message["group"]].append(message)
+            assert received["room-a"] == [
+                frame("room-a", epochs["room-a"], n, {"n": n}) for n in (2, 3)
+            ]
+            assert received["room-b"] == [
+                frame("room-b", epochs["room-b"], 2, {"n": 2})
+            ]
+            assert received["room-c"] == [
+                recovered("room-c", False, "unused-epoch", 0, 0),
+                frame("room-c", "unused-epoch", 1, {"n": 2}),
+                frame("room-c", "unused-epoch", 2, {"n": 3}),
+            ]
+            # One read per group, then one more for the group whose epoch changed.
+            assert delta(before, command_calls(other)).get("cmdstat_eval") == 4
+            await member.assert_nothing_received(0.1)
+    finally:
+        other.close()
+        await backend.stop()
+
+
+async def test_a_history_that_went_back_starts_a_new_epoch_instead_of_reusing_offsets(
+    settings: Any, private_redis: PrivateRedis
+) -> None:
+    # A failover to a replica that missed the last writes: the group is at the
+    # same epoch but behind what members saw. Reusing offsets 2 and 3 for new
+    # messages would get them dropped as duplicates; a new epoch is announced.
+    backend = use(settings, private_redis.url)
+    other = redis.Redis.from_url(private_redis.url)
+    try:
+        async with room_client().connect("/class/room-a") as member:
+            await joined(member)
+            old, _ = await django_ws.position("room-a")
+            await say("room-a", 1, 2, 3)
+            for number in (1, 2, 3):
+                assert await member.receive_json() == frame(
+                    "room-a", old, number, {"n": number}
+                )
+            epoch_key, offset_key, stream_key = keys(backend.prefix, "room-a")
+            other.set(offset_key, 1, keepttl=True)  # what the replica had
+            other.xdel(stream_key, "2-0", "3-0")
+            assert other.client_kill_filter(_type="pubsub") == 1
+            start = await member.receive_json()
+            new = start["epoch"]
+            assert new != old
+            assert start == recovered("room-a", False, new, 0, 0)
+            await say("room-a", 4)
+            assert await member.receive_json() == frame("room-a", new, 1, {"n": 4})
+            await member.assert_nothing_received(0.1)
+    finally:
+        other.close()
+        await backend.stop()

@@ -20,6 +20,8 @@ class Context:
     workdir: Path
     smoke: bool
     redis: RedisServer | None = None
+    #: The Redis Cluster a scenario started, if any (``REDIS_CLUSTER_URL``).
+    cluster_url: str | None = None
     capabilities: dict[str, str] = field(default_factory=dict)  # name -> "" or why not
     sessions: dict[str, str] = field(default_factory=dict)  # target name -> session key
 
@@ -37,6 +39,8 @@ class Context:
         env = {"BENCH_DB": str(self.db_path(target)), "PYTHONDONTWRITEBYTECODE": "1"}
         if self.redis is not None:
             env["REDIS_URL"] = self.redis.url
+        if self.cluster_url is not None:
+            env["REDIS_CLUSTER_URL"] = self.cluster_url
         return {**os.environ, **dict(target.env), **env}
 
     def session_headers(self, target: Target) -> list[str]:

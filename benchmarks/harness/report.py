@@ -170,6 +170,21 @@ def redis_commands_markdown(name: str, data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cluster_nodes_markdown(data: dict[str, Any]) -> list[str]:
+    """Broker commands per broadcast on each node that ran any (last run)."""
+    lines = ["Broker commands per broadcast, per node that ran any (last run):", ""]
+    for targets in data["variants"].values():
+        for target, runs in targets.items():
+            nodes = runs[-1].get("commands_per_node", {})
+            shown = "; ".join(
+                f"{node}: " + ", ".join(f"{k} {v:g}" for k, v in calls.items())
+                for node, calls in nodes.items()
+            )
+            lines.append(f"- `{target}`: {shown or 'none'}")
+    lines.append("")
+    return lines
+
+
 def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
     scenario = SCENARIOS[name]
     better = "higher is better" if scenario.higher_is_better else "lower is better"
@@ -193,6 +208,8 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         lines += variant_table(name, variant, targets)
     if name in ("broadcast-redis", "history-redis"):
         lines += redis_commands_markdown(name, data)
+    if name == "broadcast-cluster":
+        lines += cluster_nodes_markdown(data)
     if data.get("errors"):
         lines += ["Failures:", ""]
         for target, errors in data["errors"].items():

@@ -160,6 +160,14 @@ DJANGOWS_REDIS = replace(
     env=_dj("djangows_project.settings", BENCH_AUTH="0", BENCH_BROADCAST="redis"),
     needs="djangows-redis",
 )
+DJANGOWS_CLUSTER = replace(
+    DJANGOWS_REDIS,
+    name="djangows-cluster",
+    description="django-ws subclass, RedisBackend with CLUSTER, 3 masters + 3 replicas",
+    env=_dj(
+        "djangows_project.settings", BENCH_AUTH="0", BENCH_BROADCAST="redis-cluster"
+    ),
+)
 DJANGOWS_DSL_REDIS = replace(
     DJANGOWS_REDIS,
     name="djangows-dsl",
@@ -277,6 +285,8 @@ REDIS_BROADCAST_TARGETS = [
 # Issue 18's scale scenarios add python-socketio, the peer with rooms and Redis.
 RATE_TARGETS = [*BROADCAST_TARGETS, SOCKETIO]
 RATE_REDIS_TARGETS = [*REDIS_BROADCAST_TARGETS, SOCKETIO_REDIS]
+# The raw floor and django-ws on one Redis, then django-ws on a Redis Cluster.
+CLUSTER_BROADCAST_TARGETS = [RAW_REDIS, DJANGOWS_REDIS, DJANGOWS_CLUSTER]
 # Group history on and off: broadcast (one process, and two through Redis), then
 # recovery and memory, where both backends' rows share a table.
 HISTORY_BROADCAST_TARGETS = [DJANGOWS, DJANGOWS_HISTORY]
@@ -312,6 +322,7 @@ TARGET_NAMES = [t.name for t in CHURN_TARGETS] + [
     "channels-pubsub",
     "djangows-history",
     "djangows-history-redis",
+    "djangows-cluster",
     *(t.name for t in LIVE_TARGETS),
     "socketio",
 ]

@@ -73,12 +73,17 @@ class CatchUp:
     """A member joining a history group: live messages wait while it replays.
 
     Until the replay is sent, ``buffer`` collects the live deliveries; then they
-    go out unless at or below ``floor`` (the last position the member has), and
-    ``floor`` keeps filtering the deliveries that were already scheduled.
+    go out unless at or below ``floor`` (the last offset the member has, in
+    ``epoch``), and ``floor`` keeps filtering the deliveries that were already
+    scheduled. When the group's offsets start over (a new epoch) while the
+    member waits, ``restart`` is where the new epoch begins in ``buffer``: what
+    comes from there on is not comparable with ``floor`` and all goes out.
     """
 
     floor: int = -1
     buffer: list[tuple[int, dict[str, Any]]] | None = field(default_factory=list)
+    epoch: str | None = None
+    restart: int | None = None
 
 
 @dataclass
@@ -196,7 +201,7 @@ class BaseBackend:
             await self._add(group, connection)
             offered = connection.offered_position(group)
             if offered is None:
-                state.floor = await self.join_floor(group)
+                state.epoch, state.floor = await self.join_position(group)
             else:
                 recovery = await self.recover(group, policy, offered)
                 await self._replay(group, connection, recovery, state)
@@ -204,10 +209,13 @@ class BaseBackend:
             self._caught_up(group, connection, state)
             raise
         buffered, state.buffer = state.buffer or [], None
-        for offset, message in buffered:
-            if offset > state.floor:
+        restart = len(buffered) if state.restart is None else state.restart
+        for index, (offset, message) in enumerate(buffered):
+            if offset > state.floor or index >= restart:
                 connection.send_event(message)
-        if not self.late_deliveries:
+        if state.restart is not None:
+            self._caught_up(group, connection, state)  # nothing older can follow
+        elif not self.late_deliveries:
             # Deliveries scheduled before the snapshot may still be queued on the
             # loop: they run before this callback, and ``floor`` drops them.
             loop = asyncio.get_running_loop()
@@ -218,6 +226,7 @@ class BaseBackend:
     ) -> None:
         entries = recovery.entries
         state.floor = entries[-1].offset if entries else recovery.offset
+        state.epoch = recovery.epoch
         await connection.send_event(
             recovery_event(
                 group, recovery.recovered, recovery.epoch, recovery.offset, len(entries)
@@ -243,6 +252,10 @@ class BaseBackend:
         """Return the offset after which a member joining ``group`` gets messages."""
         _, offset = await self.position(group)
         return offset
+
+    async def join_position(self, group: str) -> tuple[str | None, int]:
+        """Return ``join_floor`` with its epoch (``None``: unknown)."""
+        return None, await self.join_floor(group)
 
     async def position(self, group: str) -> tuple[str, int]:
         """Return ``group``'s current ``(epoch, offset)``."""
@@ -281,13 +294,22 @@ class BaseBackend:
                     self._caught_up(group, member, state)
             member.send_event(message)
 
-    def restart_floors(self, group: str) -> None:
-        """Stop filtering ``group``'s replayed members: its offsets start over."""
+    def restart_floors(self, group: str, epoch: str | None = None) -> None:
+        """Stop filtering ``group``'s joining members: offsets start over at ``epoch``.
+
+        Call it before delivering the first message of the new epoch. A member
+        whose replay already was of ``epoch`` keeps its floor; one still waiting
+        for its replay gets every message of the new epoch after it.
+        """
         catching = self._catching_up.get(group)
         if catching:
             for member, state in list(catching.items()):
+                if epoch is not None and state.epoch == epoch:
+                    continue
                 if state.buffer is None:
                     self._caught_up(group, member, state)
+                elif state.restart is None:
+                    state.restart = len(state.buffer)
 
     async def leave(self, group: str, connection: Member) -> None:
         """Remove ``connection`` from ``group`` in this process."""

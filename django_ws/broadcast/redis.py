@@ -17,6 +17,13 @@ Presence: each process keeps one key per group it has members in
 ``PRESENCE_TTL`` seconds, rewritten on join and leave and every third of the TTL,
 and indexed by a set per group. A process that dies stops refreshing its keys, so
 its members leave the count within ``PRESENCE_TTL`` seconds.
+
+With ``OPTIONS["CLUSTER"]`` the same design runs on a Redis Cluster: a broadcast
+is one SPUBLISH (or one script that SPUBLISHes), which reaches only the shard
+that owns the group's channel, and each process SSUBSCRIBEs per shard
+(``redis_cluster``). Every key a command or script touches at once shares one
+hash tag (``{<PREFIX>:h:<group>}`` for history, ``{<PREFIX>:p:<group>}`` for
+presence), so nothing crosses slots.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -35,15 +42,16 @@ import redis.asyncio as async_redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry as SyncRetry
 
 from ..exceptions import BroadcastError
 from ..connection_ids import process_id
-from . import redis_history
+from . import redis_history, redis_sentinel
 from .base import BaseBackend, Presence, local_users, sorted_users
 from .history import HistoryPolicy, Recovery, new_epoch
 from .protocol import envelope, group_json, recovery_event
+from .redis_cluster import ShardedSubscriptions
 
 logger = logging.getLogger("django_ws")
 
@@ -55,6 +63,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "TIMEOUT": 2.0,
     "PRESENCE_TTL": 15.0,
     "RECONNECT_MAX": 5.0,
+    "CLUSTER": False,
+    "SENTINELS": None,
+    "SERVICE": None,
 }
 #: The first reconnection waits about this long; each failure doubles it.
 RECONNECT_MIN = 0.1
@@ -69,7 +80,7 @@ LOST = ("", -2)
 REPAIR_READ_ATTEMPTS = 2
 
 #: Errors that mean "Redis is not reachable right now".
-UNREACHABLE = (RedisError, OSError, asyncio.TimeoutError)
+UNREACHABLE = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 def encode_payload(
@@ -133,7 +144,50 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
                 f"seconds, got {value!r}."
             )
         merged[name] = float(value)
+    if not isinstance(merged["CLUSTER"], bool):
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['OPTIONS']['CLUSTER'] must be True (LOCATION is a node "
+            f"of a Redis Cluster) or False, got {merged['CLUSTER']!r}."
+        )
+    merged["SENTINELS"] = _sentinels(merged["SENTINELS"], merged["SERVICE"])
+    if merged["SENTINELS"] and merged["CLUSTER"]:
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['OPTIONS'] has both 'CLUSTER' and 'SENTINELS': a Redis "
+            "Cluster fails over by itself; keep one."
+        )
     return merged
+
+
+def _sentinels(sentinels: Any, service: Any) -> list[tuple[str, int]]:
+    """Validate ``SENTINELS`` and ``SERVICE`` (both or neither)."""
+    if sentinels is None and service is None:
+        return []
+    example = "[('10.0.0.1', 26379), ('10.0.0.2', 26379)]"
+    if not isinstance(service, str) or not service:
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['OPTIONS']['SERVICE'] must name the master that the "
+            f"sentinels monitor (e.g. 'mymaster'), got {service!r}."
+        )
+    if not isinstance(sentinels, (list, tuple)) or not sentinels:
+        raise ImproperlyConfigured(
+            "WS_BROADCAST['OPTIONS']['SENTINELS'] must be a non-empty list of "
+            f"(host, port) pairs such as {example}, got {sentinels!r}."
+        )
+    pairs = []
+    for entry in sentinels:
+        if (
+            not isinstance(entry, (list, tuple))
+            or len(entry) != 2
+            or not isinstance(entry[0], str)
+            or isinstance(entry[1], bool)
+            or not isinstance(entry[1], int)
+        ):
+            raise ImproperlyConfigured(
+                "WS_BROADCAST['OPTIONS']['SENTINELS'] must be a non-empty list of "
+                f"(host, port) pairs such as {example}; {entry!r} is not one."
+            )
+        pairs.append((entry[0], entry[1]))
+    return pairs
 
 
 async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
@@ -147,7 +201,11 @@ class RedisBackend(BaseBackend):
     ``PREFIX`` (``"django_ws"``) namespaces channels and keys; ``TIMEOUT`` (2 s)
     bounds every Redis call; ``PRESENCE_TTL`` (15 s) bounds how long a dead
     process's members stay in ``presence``; ``RECONNECT_MAX`` (5 s) caps the
-    backoff between reconnection attempts.
+    backoff between reconnection attempts; ``CLUSTER`` (``False``): ``True``
+    when ``LOCATION`` is any node of a Redis Cluster (7.0 or later), for
+    sharded pub/sub; ``SENTINELS`` and ``SERVICE``: the Redis Sentinels to ask
+    for the service's master (``LOCATION`` then gives only the database and the
+    credentials).
     """
 
     def __init__(
@@ -173,9 +231,36 @@ class RedisBackend(BaseBackend):
         self.timeout: float = settings["TIMEOUT"]
         self.presence_ttl: float = settings["PRESENCE_TTL"]
         self.reconnect_max: float = settings["RECONNECT_MAX"]
+        self.cluster: bool = settings["CLUSTER"]
+        self.sentinels: list[tuple[str, int]] = settings["SENTINELS"]
+        self.service: str | None = settings["SERVICE"]
+        if self.sentinels and location.startswith("unix://"):
+            raise ImproperlyConfigured(
+                "WS_BROADCAST['OPTIONS']['SENTINELS'] is set but LOCATION is a unix "
+                "socket: give the master's database and credentials as "
+                "redis://[:password@]master/0."
+            )
+        if self.cluster and location.startswith("unix://"):
+            raise ImproperlyConfigured(
+                "WS_BROADCAST['OPTIONS']['CLUSTER'] is True but LOCATION is a unix "
+                "socket: give any node of the cluster as redis://host:port/0."
+            )
+        sharded = "smessage" in async_redis.client.PubSub.PUBLISH_MESSAGE_TYPES
+        if self.cluster and not sharded:
+            raise ImproperlyConfigured(
+                "WS_BROADCAST['OPTIONS']['CLUSTER'] needs a redis-py whose asyncio "
+                "pub/sub reads sharded messages (8.0 or later; "
+                f"{sync_redis.__version__} is installed): "
+                "pip install -U 'django-ws[redis]'."
+            )
+        self._publish_script = (
+            redis_history.SPUBLISH_SCRIPT
+            if self.cluster
+            else redis_history.PUBLISH_SCRIPT
+        )
         self.heartbeat = self.presence_ttl / 3
         self._channel_prefix = f"{self.prefix}:g:".encode()
-        self._sync_client: sync_redis.Redis | None = None
+        self._sync_client: Any = None  # sync_redis.Redis or RedisCluster
         self._sync_lock = threading.Lock()
         self._reset()
 
@@ -185,8 +270,10 @@ class RedisBackend(BaseBackend):
     def _reset(self) -> None:
         """Forget everything bound to an event loop."""
         self._bound_loop: asyncio.AbstractEventLoop | None = None
-        self._client: async_redis.Redis | None = None
+        self._client: Any = None  # async_redis.Redis or RedisCluster
         self._pubsub: Any = None
+        #: With ``CLUSTER``: the per-shard subscriptions (instead of ``_reader``).
+        self._shards: ShardedSubscriptions | None = None
         self._connected = False
         self._outage = False
         self._reader: asyncio.Task[None] | None = None
@@ -210,15 +297,20 @@ class RedisBackend(BaseBackend):
         return self._channel_prefix + group.encode()
 
     def _group_of(self, channel: bytes) -> str:
+        """Return the group whose channel is ``channel``."""
         if channel.startswith(self._channel_prefix):
             return channel[len(self._channel_prefix) :].decode()
         tag = redis_history.hash_tag(self.prefix, "").encode()[:-1]  # "{prefix:h:"
         return channel[len(tag) : -3].decode()  # drop "}:c"
 
     def presence_key(self, group: str, process: str) -> str:
+        if self.cluster:  # one slot with the index: read together
+            return f"{{{self.prefix}:p:{group}}}:{process}"
         return f"{self.prefix}:p:{group}:{process}"
 
     def presence_index(self, group: str) -> str:
+        if self.cluster:
+            return f"{{{self.prefix}:p:{group}}}:i"
         return f"{self.prefix}:pi:{group}"
 
     # Clients ------------------------------------------------------------------
@@ -230,10 +322,28 @@ class RedisBackend(BaseBackend):
             "health_check_interval": 0,
         }
 
-    def _new_async_client(self) -> async_redis.Redis:
+    def _new_async_client(self) -> Any:
+        if self.sentinels:
+            assert self.service is not None
+            return redis_sentinel.async_master(
+                self.sentinels, self.service, self._node_options(keep_db=True)
+            )
+        if self.cluster:
+            return async_redis.RedisCluster.from_url(
+                self.location,
+                retry=AsyncRetry(NoBackoff(), 0),
+                **self._client_options(),
+            )
         return async_redis.Redis.from_url(
             self.location, retry=AsyncRetry(NoBackoff(), 0), **self._client_options()
         )
+
+    def _node_options(self, *, keep_db: bool = False) -> dict[str, Any]:
+        """Return how to connect to one node: LOCATION's, but host and port."""
+        parsed: dict[str, Any] = dict(async_redis.connection.parse_url(self.location))
+        for name in ("host", "port", "path", *(() if keep_db else ("db",))):
+            parsed.pop(name, None)
+        return {**parsed, **self._client_options()}
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         """Bind to the running loop, dropping what a closed loop left behind."""
@@ -243,7 +353,7 @@ class RedisBackend(BaseBackend):
             self._bound_loop = loop
         return loop
 
-    def _async_client(self) -> async_redis.Redis | None:
+    def _async_client(self) -> Any:
         """Return the client of the bound loop, or ``None`` on another live loop."""
         loop = self._bind()
         if loop is not self._bound_loop:
@@ -269,10 +379,18 @@ class RedisBackend(BaseBackend):
             if own:
                 await client.aclose()
 
-    def _sync(self) -> sync_redis.Redis:
+    def _sync(self) -> Any:
         with self._sync_lock:
+            if self._sync_client is None and self.sentinels:
+                assert self.service is not None
+                self._sync_client = redis_sentinel.sync_master(
+                    self.sentinels, self.service, self._node_options(keep_db=True)
+                )
             if self._sync_client is None:
-                self._sync_client = sync_redis.Redis.from_url(
+                client_class = (
+                    sync_redis.RedisCluster if self.cluster else sync_redis.Redis
+                )
+                self._sync_client = client_class.from_url(
                     self.location,
                     retry=SyncRetry(NoBackoff(), 0),
                     **self._client_options(),
@@ -282,9 +400,49 @@ class RedisBackend(BaseBackend):
     # Lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start reading subscriptions and refreshing presence (idempotent)."""
+        """Start reading subscriptions and refreshing presence (idempotent).
+
+        Raises ``ImproperlyConfigured`` when ``LOCATION`` answers but is not what
+        ``CLUSTER`` says (a cluster node without it, a plain server with it).
+        """
         self._bind()
+        if self._reader is None and self._shards is None:
+            await self._check_server_kind()
         self._ensure_running()
+
+    async def _check_server_kind(self) -> None:
+        probe = (
+            self._new_async_client()  # the sentinels' master
+            if self.sentinels
+            else async_redis.Redis.from_url(
+                self.location,
+                retry=AsyncRetry(NoBackoff(), 0),
+                **self._client_options(),
+            )
+        )
+        try:
+            info = await _bounded(probe.info("cluster"), self.timeout)
+        except UNREACHABLE as error:  # checked when it answers: not at startup
+            logger.warning(
+                "Redis at %s did not answer at startup (%s); reconnecting",
+                _redacted(self.location),
+                str(error) or type(error).__name__,
+            )
+            return
+        finally:
+            await probe.aclose()
+        enabled = bool(info.get("cluster_enabled"))
+        if enabled and not self.cluster:
+            raise ImproperlyConfigured(
+                f"Redis at {_redacted(self.location)} is a Redis Cluster node: set "
+                "WS_BROADCAST['OPTIONS']['CLUSTER'] = True."
+            )
+        if self.cluster and not enabled:
+            raise ImproperlyConfigured(
+                f"WS_BROADCAST['OPTIONS']['CLUSTER'] is True but Redis at "
+                f"{_redacted(self.location)} is not a cluster node (cluster_enabled "
+                "is 0): remove 'CLUSTER' or point LOCATION at a cluster node."
+            )
 
     def _ensure_running(self) -> None:
         loop = self._bind()
@@ -293,7 +451,20 @@ class RedisBackend(BaseBackend):
                 "The RedisBackend serves members on one event loop per process; "
                 f"it is bound to {self._bound_loop!r}, not to {loop!r}."
             )
-        if self._reader is None:
+        if self.cluster:
+            if self._shards is None:
+                self._shards = ShardedSubscriptions(
+                    self,
+                    self._async_client,
+                    self._node_options(),
+                    timeout=self.timeout,
+                    heartbeat=self.heartbeat,
+                    reconnect_min=RECONNECT_MIN,
+                    reconnect_max=self.reconnect_max,
+                )
+                self._shards.start()
+                self._connected = True  # commands go through the cluster client
+        elif self._reader is None:
             self._reader = loop.create_task(
                 self._read_forever(), name="django_ws redis reader"
             )
@@ -309,6 +480,8 @@ class RedisBackend(BaseBackend):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._shards is not None:
+                await self._shards.stop()
             await self._presence_written()
             self._dirty.update(self.groups)  # sockets still open: out of presence
             if self._dirty:
@@ -336,6 +509,16 @@ class RedisBackend(BaseBackend):
     async def group_opened(self, group: str) -> None:
         """Subscribe before returning, so a broadcast after ``join`` reaches it."""
         self._presence_changed(group)
+        if self._shards is not None:
+            try:
+                await _bounded(
+                    self._shards.subscribe(self.channel(group)), self.timeout
+                )
+            except UNREACHABLE as error:
+                logger.debug(
+                    "Subscribing to %r failed (%r); the router will retry", group, error
+                )
+            return
         if not self._connected and not self._outage:
             try:  # the reader is connecting for the first time
                 await _bounded(self._subscriber_ready.wait(), self.timeout)
@@ -378,6 +561,14 @@ class RedisBackend(BaseBackend):
     async def group_closed(self, group: str) -> None:
         self._delivered.pop(group, None)
         self._presence_changed(group)  # not awaited: a closing socket must not wait for Redis
+        if self._shards is not None and group not in self.groups:
+            try:
+                await _bounded(
+                    self._shards.unsubscribe(self.channel(group)), self.timeout
+                )
+            except UNREACHABLE as error:
+                logger.debug("Unsubscribing from %r failed: %r", group, error)
+            return
         if not self._connected or group in self.groups:
             return
         try:
@@ -400,14 +591,17 @@ class RedisBackend(BaseBackend):
             keys, args = self._publish_arguments(group, policy, message, exclude)
             await self._call(
                 lambda client: self._run_async(
-                    client, redis_history.PUBLISH_SCRIPT, keys, args
+                    client, self._publish_script, keys, args
                 )
             )
             return
         self.deliver_local(group, message, exclude)
         payload = encode_payload(message, exclude, process_id())
         channel = self._channel_prefix + group.encode()
-        await self._call(lambda client: client.publish(channel, payload))
+        if self.cluster:  # to the owning shard only
+            await self._call(lambda client: client.spublish(channel, payload))
+        else:
+            await self._call(lambda client: client.publish(channel, payload))
 
     def publish_sync(
         self, group: str, message: dict[str, Any], exclude: frozenset[str]
@@ -416,12 +610,16 @@ class RedisBackend(BaseBackend):
         try:
             if policy is not None:
                 keys, args = self._publish_arguments(group, policy, message, exclude)
-                self._run_sync(redis_history.PUBLISH_SCRIPT, keys, args)
+                self._run_sync(self._publish_script, keys, args)
                 return
             self.deliver_local(group, message, exclude)
             payload = encode_payload(message, exclude, process_id())
-            self._sync().publish(self._channel_prefix + group.encode(), payload)
-        except (RedisError, OSError) as error:
+            channel = self._channel_prefix + group.encode()
+            if self.cluster:
+                self._sync().spublish(channel, payload)
+            else:
+                self._sync().publish(channel, payload)
+        except (RedisError, RedisClusterException, OSError) as error:
             raise BroadcastError(
                 f"Redis at {_redacted(self.location)} did not answer within "
                 f"{self.timeout:g} s: {error}"
@@ -458,7 +656,7 @@ class RedisBackend(BaseBackend):
 
     @staticmethod
     async def _run_async(
-        client: async_redis.Redis, script: str, keys: list[str], args: list[Any]
+        client: Any, script: str, keys: list[str], args: list[Any]
     ) -> Any:
         sha = redis_history.sha(script)
         try:
@@ -504,12 +702,16 @@ class RedisBackend(BaseBackend):
         return redis_history.recovery(group, policy, held, offered)
 
     async def join_floor(self, group: str) -> int:
+        _, offset = await self.join_position(group)
+        return offset
+
+    async def join_position(self, group: str) -> tuple[str | None, int]:
         try:
-            return await super().join_floor(group)
+            return await self.position(group)
         except BroadcastError as error:
             logger.warning("Reading the position of %r failed: %s", group, error)
             self._position_unknown(group)
-            return -1  # nothing to filter: every message once Redis is back
+            return None, -1  # nothing to filter: every message once Redis is back
 
     def _position_unknown(self, group: str) -> None:
         # Members joined without a position: once the subscription is back,
@@ -529,7 +731,7 @@ class RedisBackend(BaseBackend):
             held = redis_history.decode_read(
                 self._run_sync(redis_history.READ_SCRIPT, keys, args)
             )
-        except (RedisError, OSError) as error:
+        except (RedisError, RedisClusterException, OSError) as error:
             raise BroadcastError(
                 f"Redis at {_redacted(self.location)} did not answer within "
                 f"{self.timeout:g} s: {error}"
@@ -565,7 +767,7 @@ class RedisBackend(BaseBackend):
         elif last is not None and message.offset > 1:
             await self._repair(group, 0, message.epoch, message.offset - 1)
         elif last is not None:
-            self.restart_floors(group)  # a new epoch: offsets start over
+            self.restart_floors(group, message.epoch)  # a new epoch: offsets start over
         self._deliver_published(
             group, message.epoch, message.offset, message.data, message.exclude
         )
@@ -577,28 +779,87 @@ class RedisBackend(BaseBackend):
         event = envelope(group_json(group), epoch, offset, data)
         self.deliver_history(group, offset, event, exclude)
 
+    async def _read_many(
+        self, requests: list[tuple[str, HistoryPolicy, int]]
+    ) -> list[redis_history.Held | None]:
+        """Read several histories in one round trip (one per shard in a cluster).
+
+        Each request is ``(group, policy, first offset wanted)``; a read that
+        failed alone gives ``None``. Raises ``BroadcastError`` when Redis is away.
+        """
+
+        async def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for group, policy, first in requests:
+                keys, args = self._read_arguments(group, policy, first)
+                # EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT.
+                pipe.eval(redis_history.READ_SCRIPT, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
+
+        replies = await self._call(run)
+        found: list[redis_history.Held | None] = []
+        for (group, _, _), reply in zip(requests, replies):
+            if isinstance(reply, Exception):
+                logger.warning("Reading the history of %r failed: %s", group, reply)
+                found.append(None)
+                continue
+            held = redis_history.decode_read(reply)
+            if group in self.groups:
+                self._delivered.setdefault(group, (held.epoch, held.offset))
+            found.append(held)
+        return found
+
     async def _read_for_repair(
-        self, group: str, first: int
-    ) -> tuple[HistoryPolicy, redis_history.Held] | None:
-        policy = self.history_policy(group)
-        if policy is None or group not in self.groups:
-            return None
+        self, wanted: list[tuple[str, int]]
+    ) -> list[tuple[HistoryPolicy, redis_history.Held] | None]:
+        """Read each ``(group, first offset)`` of ``wanted`` for a repair, at once.
+
+        Gives ``None`` for a group that left or keeps no history, and for one
+        whose read failed twice: then its next message tells its members
+        ``recovered: false``.
+        """
+        results: list[tuple[HistoryPolicy, redis_history.Held] | None] = [
+            None for _ in wanted
+        ]
+        policies = [self.history_policy(group) for group, _ in wanted]
+        pending = [
+            index
+            for index, (group, _) in enumerate(wanted)
+            if policies[index] is not None and group in self.groups
+        ]
         for attempt in range(1, REPAIR_READ_ATTEMPTS + 1):
+            if not pending:
+                break
+            requests = []
+            for index in pending:
+                policy = policies[index]
+                assert policy is not None
+                requests.append((wanted[index][0], policy, wanted[index][1]))
             try:
-                held = await self._read(group, policy, first)
+                helds = await self._read_many(requests)
             except BroadcastError as error:
                 logger.warning(
-                    "Reading the history of %r failed (try %d of %d): %s",
-                    group,
+                    "Reading %d group histories failed (try %d of %d): %s",
+                    len(requests),
                     attempt,
                     REPAIR_READ_ATTEMPTS,
                     error,
                 )
                 continue
-            return (policy, held) if group in self.groups else None
-        if group in self.groups:
-            self._delivered[group] = LOST
-        return None
+            failed = []
+            for index, held in zip(pending, helds):
+                policy = policies[index]
+                if held is None:
+                    failed.append(index)
+                elif policy is not None and wanted[index][0] in self.groups:
+                    results[index] = (policy, held)
+            pending = failed
+        for index in pending:
+            group = wanted[index][0]
+            if group in self.groups:
+                self._delivered[group] = LOST
+        return results
 
     async def _repair(self, group: str, after: int, epoch: str, upto: int) -> None:
         """Deliver offsets ``after + 1 .. upto`` of ``epoch`` from ``group``'s stream.
@@ -606,7 +867,7 @@ class RedisBackend(BaseBackend):
         When the stream no longer holds all of them, the members get the
         ``recovered: false`` frame at ``(epoch, upto)`` instead.
         """
-        found = await self._read_for_repair(group, after + 1)
+        (found,) = await self._read_for_repair([(group, after + 1)])
         if found is None:
             if group in self.groups:
                 self._lost_history(group, epoch, upto)
@@ -619,7 +880,7 @@ class RedisBackend(BaseBackend):
             self._lost_history(group, epoch, upto)
             return
         if after == 0:
-            self.restart_floors(group)  # a new epoch: offsets start over
+            self.restart_floors(group, epoch)  # a new epoch: offsets start over
         self._deliver_entries(group, epoch, entries)
 
     def _deliver_entries(
@@ -634,29 +895,42 @@ class RedisBackend(BaseBackend):
             "its members here get 'recovered: false'",
             group,
         )
-        self.restart_floors(group)
+        self.restart_floors(group, epoch)
         self._delivered[group] = (epoch, offset)
+        # In order with the deliveries: a member still being replayed gets it
+        # after its replay, and one whose replay reached ``offset`` needs none.
         event = recovery_event(group, False, epoch, offset, 0)
-        for member in tuple(self.groups.get(group, ())):
-            member.send_event(event)
+        self.deliver_history(group, offset, event)
 
-    async def _repair_after_reconnect(self) -> None:
+    async def _repair_after_reconnect(
+        self, groups: Iterable[str] | None = None
+    ) -> None:
         """Deliver what each subscribed history group published while away.
 
-        When the group's epoch changed meanwhile (Redis restarted empty, or the
-        history expired), what the old epoch got after the last delivery is
-        unknown: the members get ``recovered: false`` at the new epoch's start,
-        then its messages if the stream holds them all.
+        ``groups`` (all of them by default) are read in one round trip (one per
+        shard), and those whose epoch changed in a second. When the epoch changed
+        meanwhile (Redis restarted empty, or the history expired), what the old
+        epoch got after the last delivery is unknown: the members get
+        ``recovered: false`` at the new epoch's start, then its messages if the
+        stream holds them all.
         """
-        for group, (epoch, offset) in list(self._delivered.items()):
-            found = await self._read_for_repair(group, offset + 1)
+        chosen = None if groups is None else set(groups)
+        positions = [
+            (group, position)
+            for group, position in self._delivered.items()
+            if chosen is None or group in chosen
+        ]
+        reads = await self._read_for_repair(
+            [(group, offset + 1) for group, (_, offset) in positions]
+        )
+        from_start, rewound = [], []
+        for (group, (epoch, offset)), found in zip(positions, reads):
             if found is None:
                 continue
             policy, held = found
             if (epoch, offset) == UNKNOWN:
                 self._lost_history(group, held.epoch, held.offset)
-                continue
-            if held.epoch == epoch:
+            elif held.epoch == epoch:
                 if held.offset > offset:
                     entries = redis_history.held_range(
                         policy, held, offset, held.offset
@@ -665,18 +939,78 @@ class RedisBackend(BaseBackend):
                         self._lost_history(group, epoch, held.offset)
                     else:
                         self._deliver_entries(group, epoch, entries)
-                continue
-            if offset > 0 and held.offset > 0:  # read from the epoch's start
-                found = await self._read_for_repair(group, 1)
-                if found is None:
-                    continue
-                policy, held = found
-            entries = redis_history.held_range(policy, held, 0, held.offset)
-            if entries is None:
-                self._lost_history(group, held.epoch, held.offset)
+                elif held.offset < offset:  # gone back: a failover lost writes
+                    rewound.append((group, epoch, offset))
+            elif offset > 0 and held.offset > 0:  # read from the epoch's start
+                from_start.append(group)
             else:
-                self._lost_history(group, held.epoch, 0)
-                self._deliver_entries(group, held.epoch, entries)
+                self._deliver_new_epoch(group, policy, held)
+        if rewound:
+            await self._start_over(rewound)
+            from_start += [group for group, _, _ in rewound]
+        if from_start:
+            reads = await self._read_for_repair([(group, 1) for group in from_start])
+            for group, found in zip(from_start, reads):
+                if found is not None:
+                    self._deliver_new_epoch(group, *found)
+
+    async def _start_over(self, rewound: list[tuple[str, str, int]]) -> None:
+        """Give a new epoch to groups whose offsets went back below ours.
+
+        Redis replication is asynchronous: a replica promoted after a failover may
+        lack the last messages that this process delivered. Offsets would then be
+        reused for other messages, which members would take for duplicates; a new
+        epoch (and ``recovered: false``) is what tells them instead.
+        """
+        logger.warning(
+            "The history of %s went back below what was delivered here (a failover "
+            "lost writes); starting a new epoch",
+            ", ".join(repr(group) for group, _, _ in rewound),
+        )
+
+        async def run(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            for group, epoch, offset in rewound:
+                keys = redis_history.keys(self.prefix, group)
+                script = redis_history.RESET_IF_BEHIND_SCRIPT
+                pipe.eval(script, len(keys), *keys, epoch, offset)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
+
+        try:
+            await self._call(run)
+        except BroadcastError as error:  # the re-read finds the old epoch: lost
+            logger.warning("Starting a new epoch failed: %s", error)
+
+    def _deliver_new_epoch(
+        self, group: str, policy: HistoryPolicy, held: redis_history.Held
+    ) -> None:
+        entries = redis_history.held_range(policy, held, 0, held.offset)
+        if entries is None:
+            self._lost_history(group, held.epoch, held.offset)
+        else:
+            self._lost_history(group, held.epoch, 0)
+            self._deliver_entries(group, held.epoch, entries)
+
+    # Shards (with CLUSTER): ``redis_cluster.ShardListener`` ----------------------
+
+    async def shard_message(self, channel: bytes, payload: bytes) -> None:
+        """A shard read a message: deliver it as the single reader does."""
+        await self._received(channel, payload)
+
+    async def shard_resubscribed(self, channels: list[bytes]) -> None:
+        """Channels moved to a new shard: repair their groups from history."""
+        await self._repair_after_reconnect(self._group_of(c) for c in channels)
+
+    def shard_connected(self, name: str) -> None:
+        if self._outage:
+            logger.info("Reconnected to Redis Cluster node %s", name)
+        self._outage = False
+        self._dirty.update(self.groups)  # a failover may have lost recent writes
+        self._start_presence_write()
+
+    def shard_lost(self, name: str, error: BaseException) -> None:
+        self._lost(error)
 
     async def _received(self, channel: bytes, payload: bytes) -> None:
         group = self._group_of(channel)

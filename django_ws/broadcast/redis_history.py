@@ -1,7 +1,8 @@
 """Group history in Redis: the Lua scripts, the key names, the pub/sub payload.
 
 A group with history keeps three keys and a channel under one hash tag,
-``{<PREFIX>:h:<group>}``, so that a Redis Cluster would keep them on one shard:
+``{<PREFIX>:h:<group>}``, so that a Redis Cluster keeps them on one shard and
+the script (which SPUBLISHes there) runs on the shard that delivers:
 ``:e`` the epoch, ``:o`` the last offset, ``:s`` a stream of the last ``SIZE``
 messages (entry id ``<offset>-0``; fields: the data, the excluded ids, the
 publish time in ms), and ``:c`` the channel. Each is given the group's ``TTL``
@@ -50,6 +51,26 @@ redis.call('PUBLISH', ARGV[4],
 return {epoch, offset}
 """
 )
+
+#: ``PUBLISH_SCRIPT`` for a Redis Cluster: SPUBLISH reaches only the shard that
+#: owns the channel, which is the shard running the script (same hash tag).
+SPUBLISH_SCRIPT = PUBLISH_SCRIPT.replace(
+    "redis.call('PUBLISH'", "redis.call('SPUBLISH'"
+)
+
+#: KEYS: epoch, offset, stream. ARGV: an epoch, the offset a process delivered
+#: in it. When the group is still at that epoch but behind that offset (a
+#: failover to a replica that had not received the last writes), drop its
+#: history, so that the next message starts a new epoch instead of reusing
+#: offsets that members have seen. Returns 1 when it dropped it.
+RESET_IF_BEHIND_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1]
+   and tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  return 1
+end
+return 0
+"""
 
 #: KEYS: epoch, offset, stream. ARGV: new epoch, ttl ms, first offset wanted
 #: (0: none). Returns ``{epoch, offset, now ms, entries}``.

@@ -1,12 +1,15 @@
 """django-ws (this checkout) benchmark project.
 
 ``BENCH_AUTH=1`` turns on ``django_ws.middleware.AuthMiddleware`` (session and
-user); ``BENCH_BROADCAST=redis`` uses ``RedisBackend`` instead of ``MemoryBackend``;
+user); ``BENCH_BROADCAST=redis`` uses ``RedisBackend`` instead of ``MemoryBackend``
+(``redis-cluster``: with ``CLUSTER`` on ``REDIS_CLUSTER_URL``);
 ``BENCH_HISTORY=1`` keeps the last ``BENCH_HISTORY_SIZE`` messages of the group
 "room" (the one ``/room`` joins and ``/trigger`` broadcasts to) for 10 minutes.
 """
 
 from __future__ import annotations
+
+import os
 
 from bench_settings import *  # noqa: F403
 from bench_settings import (
@@ -28,5 +31,11 @@ WS_BROADCAST: dict[str, object] = (
     if BENCH_BROADCAST == "redis"
     else {"BACKEND": "django_ws.broadcast.MemoryBackend"}
 )
+if BENCH_BROADCAST == "redis-cluster":  # the scenario's own cluster
+    WS_BROADCAST = {
+        "BACKEND": "django_ws.broadcast.RedisBackend",
+        "LOCATION": os.environ["REDIS_CLUSTER_URL"],
+        "OPTIONS": {"CLUSTER": True},
+    }
 if BENCH_HISTORY:
     WS_BROADCAST["HISTORY"] = {"room": {"SIZE": BENCH_HISTORY_SIZE, "TTL": 600}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Recorder, Scenario
 from .broadcast import BROADCAST, BROADCAST_REDIS
+from .cluster import BROADCAST_CLUSTER
 from .echo import CHURN, CHURN_BROWSER, PINGPONG
 from .history import HISTORY_BROADCAST, HISTORY_MEMORY, HISTORY_RECOVERY, HISTORY_REDIS
 from .idle import IDLE, IDLE_ECHO
@@ -21,6 +22,7 @@ SCENARIOS: dict[str, Scenario] = {
         IDLE_ECHO,
         BROADCAST,
         BROADCAST_REDIS,
+        BROADCAST_CLUSTER,
         SYNC_BROADCAST,
         HISTORY_BROADCAST,
         HISTORY_REDIS,
