@@ -131,7 +131,7 @@ class RepairingBackend(BaseBackend):
         elif last is not None and offset > 1:
             await self._repair(group, 0, epoch, offset - 1)
         elif last is not None:
-            self.restart_floors(group)  # a new epoch: offsets start over
+            self.restart_floors(group, epoch)  # a new epoch: offsets start over
         self._deliver_published(group, epoch, offset, data, exclude)
 
     def _deliver_published(
@@ -183,7 +183,7 @@ class RepairingBackend(BaseBackend):
             self._lost_history(group, epoch, upto)
             return
         if after == 0:
-            self.restart_floors(group)  # a new epoch: offsets start over
+            self.restart_floors(group, epoch)  # a new epoch: offsets start over
         self._deliver_entries(group, epoch, entries)
 
     def _deliver_entries(self, group: str, epoch: str, entries: list[HeldEntry]) -> None:
@@ -196,11 +196,12 @@ class RepairingBackend(BaseBackend):
             "its members here get 'recovered: false'",
             group,
         )
-        self.restart_floors(group)
+        self.restart_floors(group, epoch)
         self.delivered[group] = (epoch, offset)
+        # In order with the deliveries: a member still being replayed gets it
+        # after its replay, and one whose replay reached ``offset`` needs none.
         event = recovery_event(group, False, epoch, offset, 0)
-        for member in tuple(self.groups.get(group, ())):
-            member.send_event(event)
+        self.deliver_history(group, offset, event)
 
     async def repair_after_reconnect(self) -> None:
         """Deliver what each subscribed history group got while the broker was away.
