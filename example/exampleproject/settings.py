@@ -1,10 +1,14 @@
 """Settings of the django-ws example project: a chat, a ticker, a job, a live board, a classic socket.
 
 SQLite and the in-memory broadcast backend by default, so it runs with nothing
-else installed. Two environment variables change that:
+else installed. Environment variables change that:
 
 - ``DJANGO_WS_REDIS_URL=redis://127.0.0.1:6379/0`` broadcasts through Redis, so
   several processes (``runserver 8000`` and ``runserver 8001``) share chat rooms;
+  with ``DJANGO_WS_REDIS_CLUSTER=1`` that URL names any node of a Redis Cluster;
+- ``DJANGO_WS_POSTGRES_DB=<database>`` runs everything on PostgreSQL only: that
+  database (on ``PGHOST``/``PGPORT``/``PGUSER``, default 127.0.0.1:5432, postgres) holds
+  the project's tables and carries the broadcasts (``PostgresBackend``), no Redis;
 - ``DJANGO_WS_EXAMPLE_DB=/path/to/file.sqlite3`` uses another database file
   (the browser tests use a temporary one).
 """
@@ -66,12 +70,24 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DJANGO_WS_EXAMPLE_DB") or BASE_DIR / "db.sqlite3",
+POSTGRES_DB = os.environ.get("DJANGO_WS_POSTGRES_DB")
+if POSTGRES_DB:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": POSTGRES_DB,
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+        }
     }
-}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DJANGO_WS_EXAMPLE_DB") or BASE_DIR / "db.sqlite3",
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True
@@ -109,10 +125,17 @@ CHAT_HISTORY = {
     "board:*": {"SIZE": 200, "TTL": 600},
 }
 REDIS_URL = os.environ.get("DJANGO_WS_REDIS_URL")
-if REDIS_URL:
+if POSTGRES_DB:
+    WS_BROADCAST = {
+        "BACKEND": "django_ws.broadcast.PostgresBackend",
+        "LOCATION": "default",
+        "HISTORY": CHAT_HISTORY,
+    }
+elif REDIS_URL:
     WS_BROADCAST = {
         "BACKEND": "django_ws.broadcast.RedisBackend",
         "LOCATION": REDIS_URL,
+        "OPTIONS": {"CLUSTER": os.environ.get("DJANGO_WS_REDIS_CLUSTER") == "1"},
         "HISTORY": CHAT_HISTORY,
     }
 else:

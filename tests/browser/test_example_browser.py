@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in
@@ -138,4 +141,67 @@ def test_two_processes_behind_redis_share_a_room(new_page: Any, private_redis: P
             alice.press("#text", "Enter")
             expect(demo.locator("#messages li.theirs .bubble")).to_have_text(
                 [f"from port {second.port}"]
+            )
+
+
+@pytest.fixture
+def example_postgres_db() -> Iterator[str]:
+    """A database of the test's own on the shared PostgreSQL (127.0.0.1:5432), dropped after."""
+    import psycopg
+
+    name = f"django_ws_example_{uuid.uuid4().hex[:12]}"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
+    try:
+        connection = psycopg.connect(admin, autocommit=True)
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL does not answer on 127.0.0.1:5432 ({error}); "
+            "`bash scripts/test.sh` starts it (scripts/ensure_postgres.sh)."
+        )
+    with connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_two_processes_on_postgresql_only_share_a_room(
+    new_page: Any, example_postgres_db: str
+) -> None:
+    """The example with no Redis at all: PostgreSQL holds the tables and carries the chat."""
+    postgres = {"DJANGO_WS_POSTGRES_DB": example_postgres_db}
+    with ExampleServer(env=postgres) as first:
+        first.prepare().start()
+        with ExampleServer(env=postgres) as second:
+            second.start()
+            demo, alice = new_page(), new_page()
+            log_in(demo, first, "demo", "/chat/pg/")
+            log_in(alice, second, "alice", "/chat/pg/")
+            for page in (demo, alice):
+                expect(page.locator("#ws-state")).to_have_attribute("data-state", "open")
+                expect(page.locator("#presence-count")).to_have_text("2")
+
+            demo.fill("#text", f"from port {first.port}")
+            demo.press("#text", "Enter")
+            expect(alice.locator("#messages li.theirs .bubble")).to_have_text(
+                [f"from port {first.port}"]
+            )
+            alice.fill("#text", f"from port {second.port}")
+            alice.press("#text", "Enter")
+            expect(demo.locator("#messages li.theirs .bubble")).to_have_text(
+                [f"from port {second.port}"]
+            )
+            # The second page's process goes away and comes back: its page gets what
+            # it missed from the history in PostgreSQL, once, without a reload.
+            second.kill()
+            expect(alice.locator("#ws-state")).to_have_attribute("data-state", "reconnecting")
+            demo.fill("#text", "while you were away")
+            demo.press("#text", "Enter")
+            second.start()
+            expect(alice.locator("#ws-state")).to_have_attribute(
+                "data-state", "open", timeout=RECONNECT_TIMEOUT_MS
+            )
+            expect(alice.locator("#messages li.theirs .bubble")).to_have_text(
+                [f"from port {first.port}", "while you were away"]
             )
