@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 results["scenarios"][name] = section
                 failed |= scenario_failed
+                # Kept after each scenario: a later crash or Ctrl-C loses nothing measured.
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_path.write_text(json.dumps(results, indent=1) + "\n")
     results["meta"]["loadavg_after"] = loadavg()
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1) + "\n")

@@ -74,6 +74,8 @@ def guarded(rec: Recorder, target: Target, fn: Callable[[], None]) -> None:
         rec.fail(target, str(error))
     except subprocess.TimeoutExpired as error:
         rec.fail(target, f"timeout: {error}")
+    except Exception as error:  # a harness bug in one target must not lose the others' runs
+        rec.fail(target, f"{type(error).__name__}: {error}")
 
 
 def in_run_order(targets: list[Target], run: int) -> list[Target]:

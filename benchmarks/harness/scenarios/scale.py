@@ -108,6 +108,8 @@ def run_broadcast_rate(ctx: Context, targets: list[Target], rec: Recorder) -> No
                 )
                 res = run_loadgen(args, 600)
                 server.check_alive()
+                if not res.get("median_ms"):
+                    raise BenchError(f"{members:,} members: no broadcast round completed")
                 rec.add(
                     f"{members:,} members",
                     target,
