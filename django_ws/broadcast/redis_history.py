@@ -18,8 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from .held import Held, ttl_ms
-from .history import HistoryPolicy
+from .held import Held
 
 # KEYS: epoch, offset, stream. ARGV: new epoch, ttl ms. Creates the epoch when
 # missing (and drops what an older epoch left), refreshes the TTL.
