@@ -761,6 +761,9 @@ class RedisBackend(RepairingBackend):
     def shard_lost(self, name: str, error: BaseException) -> None:
         self._lost(error)
 
+    def shard_failed(self, name: str) -> None:
+        self.events.failed("subscription")
+
     async def _received(self, channel: bytes, payload: bytes) -> None:
         group = self._group_of(channel)
         if group not in self.groups:
