@@ -23,9 +23,26 @@ from django.urls import path
 import django_ws
 from django_ws import WebSocketHandler, get_websocket_application, ws_route
 from django_ws.broadcast import BaseBackend, Presence
+from django_ws.broadcast.events import BackendEvents, GapOutcome
 from django_ws.decorators.registry import RouteRegistry
 from django_ws.middleware import AuthMiddleware
 from django_ws.testing import WebSocketTestClient, WebSocketTestConnection
+
+class RecordedEvents(BackendEvents):
+    """A backend's events, kept in order (``backend.events = RecordedEvents()``)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def reconnecting(self) -> None:
+        self.seen.append("reconnecting")
+
+    def failed(self, operation: str) -> None:
+        self.seen.append(f"failed:{operation}")
+
+    def gap(self, outcome: GapOutcome) -> None:
+        self.seen.append(f"gap:{outcome}")
+
 
 #: The open connections, by the ``?name=`` they were opened with.
 connections: dict[str, WebSocketHandler] = {}

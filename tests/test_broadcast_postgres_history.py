@@ -21,7 +21,7 @@ from django_ws.broadcast import postgres_sql as sql
 from django_ws.broadcast.postgres import PostgresBackend
 from django_ws.exceptions import BroadcastError
 from django_ws.testing import WebSocketTestConnection
-from tests.broadcast_support import connections, joined, room_client
+from tests.broadcast_support import RecordedEvents, connections, joined, room_client
 from tests.postgres_support import (  # noqa: F401 - fixtures
     UsePostgres,
     closing,
@@ -185,6 +185,7 @@ async def test_messages_older_than_the_ttl_are_not_recovered(
 async def test_a_skipped_offset_is_read_from_the_table_before_the_next(
     backend: PostgresBackend, member: WebSocketTestConnection, other: psycopg.Connection[Any]
 ) -> None:
+    backend.events = events = RecordedEvents()
     epoch, _ = await django_ws.position("room-a")
     await say("room-a", 1)
     assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
@@ -193,11 +194,13 @@ async def test_a_skipped_offset_is_read_from_the_table_before_the_next(
     for number in (2, 3, 4):
         assert await member.receive_json() == frame("room-a", epoch, number, {"n": number})
     await member.assert_nothing_received(0.1)
+    assert events.seen == ["gap:repaired"]
 
 
 async def test_a_gap_the_table_lost_sends_recovered_false_then_live(
     backend: PostgresBackend, member: WebSocketTestConnection, other: psycopg.Connection[Any]
 ) -> None:
+    backend.events = events = RecordedEvents()
     epoch, _ = await django_ws.position("room-a")
     await say("room-a", 1)
     assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
@@ -206,6 +209,7 @@ async def test_a_gap_the_table_lost_sends_recovered_false_then_live(
     assert await member.receive_json() == recovered("room-a", False, epoch, 8, 0)
     assert await member.receive_json() == frame("room-a", epoch, 9, {"n": 9})
     await member.assert_nothing_received(0.1)
+    assert events.seen == ["gap:lost"]
 
 
 async def test_a_rolled_back_history_broadcast_takes_no_offset(
@@ -319,3 +323,39 @@ async def test_joining_while_postgres_is_down_neither_fails_nor_waits(
                 await asyncio.sleep(0.05)
         for member in (recovering, plain):
             assert await member.receive_json() == frame("room-a", epoch, 2, {"n": 2})
+
+
+async def test_a_history_that_went_back_starts_a_new_epoch_instead_of_reusing_offsets(
+    backend: PostgresBackend, member: WebSocketTestConnection, other: psycopg.Connection[Any]
+) -> None:
+    # A failover to a standby that missed the last commits: the group is at the
+    # same epoch but behind what members saw. Reusing offsets 2 and 3 for new
+    # messages would get them dropped as duplicates; a new epoch is announced.
+    backend.events = events = RecordedEvents()
+    old, _ = await django_ws.position("room-a")
+    await say("room-a", 1, 2, 3)
+    for number in (1, 2, 3):
+        assert await member.receive_json() == frame("room-a", old, number, {"n": number})
+    other.execute(
+        "UPDATE django_ws_group_log SET last_offset = 1 "
+        "WHERE namespace = %s AND group_name = %s",
+        (backend.prefix, "room-a"),
+    )
+    other.execute(  # what the standby had
+        "DELETE FROM django_ws_group_message WHERE namespace = %s AND message_offset > 1",
+        (backend.prefix,),
+    )
+    listening = other.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s",
+        (f'LISTEN "{backend.channel("room-a")}"',),
+    ).fetchall()
+    assert len(listening) == 1, "the backend's LISTEN connection was not found"
+    start = await member.receive_json(timeout=10)
+    new = start["epoch"]
+    assert new != old
+    assert start == recovered("room-a", False, new, 0, 0)
+    await say("room-a", 4)
+    assert await member.receive_json() == frame("room-a", new, 1, {"n": 4})
+    await member.assert_nothing_received(0.1)
+    assert events.seen[:1] == ["reconnecting"]
+    assert "gap:lost" in events.seen

@@ -23,7 +23,7 @@ from django_ws.broadcast.redis import RedisBackend
 from django_ws.broadcast.redis_history import PUBLISH_SCRIPT, keys
 from django_ws.exceptions import BroadcastError
 from django_ws.testing import WebSocketTestConnection
-from tests.broadcast_support import connections, joined, room_client
+from tests.broadcast_support import RecordedEvents, connections, joined, room_client
 from tests.live_server import PrivateRedis
 from tests.test_broadcast_redis import (  # noqa: F401 - a fixture
     command_calls,
@@ -231,6 +231,7 @@ async def test_messages_older_than_the_ttl_are_not_recovered(
 async def test_a_skipped_offset_is_read_from_the_stream_before_the_next(
     backend: RedisBackend, member: WebSocketTestConnection, other: redis.Redis
 ) -> None:
+    backend.events = events = RecordedEvents()
     epoch, _ = await django_ws.position("room-a")
     await say("room-a", 1)
     assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
@@ -241,11 +242,13 @@ async def test_a_skipped_offset_is_read_from_the_stream_before_the_next(
             "room-a", epoch, number, {"n": number}
         )
     await member.assert_nothing_received(0.1)
+    assert events.seen == ["gap:repaired"]
 
 
 async def test_a_gap_the_stream_lost_sends_recovered_false_then_live(
     backend: RedisBackend, member: WebSocketTestConnection, other: redis.Redis
 ) -> None:
+    backend.events = events = RecordedEvents()
     epoch, _ = await django_ws.position("room-a")
     await say("room-a", 1)
     assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
@@ -254,6 +257,7 @@ async def test_a_gap_the_stream_lost_sends_recovered_false_then_live(
     assert await member.receive_json() == recovered("room-a", False, epoch, 8, 0)
     assert await member.receive_json() == frame("room-a", epoch, 9, {"n": 9})
     await member.assert_nothing_received(0.1)
+    assert events.seen == ["gap:lost"]
 
 
 async def test_after_a_pubsub_reconnect_what_was_missed_is_delivered(

@@ -7,24 +7,26 @@ real uvicorn process is ``tests/e2e/test_operations_e2e.py``.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Iterator
 from typing import Any
 import json
 
 import pytest
+import redis
 from django.core.exceptions import ImproperlyConfigured
 from prometheus_client import REGISTRY
 
+import django_ws
 import django_ws.ratelimit
 from django_ws import DenyConnection, WebSocketHandler, broadcast
 from django_ws.operations import config, hooks
-from django_ws.operations.backend_events import REDIS_LOG_EVENTS
 from django_ws.operations.metrics import metrics_view
 from django_ws.operations.routes import route_label
 from django_ws.operations.tracker import RATE_LIMITED, SEND_QUEUE_FULL
+from tests.broadcast_support import joined, room_client
 from tests.core_support import client, frames
+from tests.test_broadcast_redis_history import publish_unseen, use
+from tests.test_history_groups import frame, recovered, say
 from tests.test_limits import FakeClock, blocked_queue_lengths
 
 
@@ -206,11 +208,34 @@ async def test_a_recovery_is_counted_by_its_result(settings: Any) -> None:
     assert delta() == [0, 1]
 
 
-def test_the_redis_log_events_counted_are_still_logged_by_the_redis_backend() -> None:
-    source = inspect.getsource(importlib.import_module("django_ws.broadcast.redis"))
-    for template in REDIS_LOG_EVENTS:
-        first_line = template.split("%")[0]
-        assert first_line in source, template
+async def test_the_redis_backend_counts_its_repaired_and_lost_gaps(
+    settings: Any, redis_url: str
+) -> None:
+    backend = use(settings, redis_url)
+    delta = Delta(
+        ("django_ws_backend_gap_repairs_total", {"outcome": "repaired"}),
+        ("django_ws_backend_gap_repairs_total", {"outcome": "lost"}),
+    )
+    try:
+        with redis.Redis.from_url(redis_url) as other:
+            async with room_client().connect("/class/room-a") as member:
+                await joined(member)
+                epoch, _ = await django_ws.position("room-a")
+                await say("room-a", 1)
+                assert await member.receive_json() == frame("room-a", epoch, 1, {"n": 1})
+                publish_unseen(other, backend, "room-a", 2, 3)  # read back: repaired
+                await say("room-a", 4)
+                for number in (2, 3, 4):
+                    assert await member.receive_json() == frame(
+                        "room-a", epoch, number, {"n": number}
+                    )
+                publish_unseen(other, backend, "room-a", *range(5, 12))  # SIZE 5: lost
+                await say("room-a", 12)
+                assert await member.receive_json() == recovered("room-a", False, epoch, 11, 0)
+                assert await member.receive_json() == frame("room-a", epoch, 12, {"n": 12})
+    finally:
+        await backend.stop()
+    assert delta() == [1, 1]
 
 
 def test_the_metrics_view_answers_in_prometheus_text_format(rf: Any) -> None:

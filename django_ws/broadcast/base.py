@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 from django.core.exceptions import ImproperlyConfigured
 
 from ..codecs import JSONCodec
+from .events import NO_EVENTS, BackendEvents
 from .history import HistoryPolicy, HistoryRules, Recovery
 from .protocol import recovery_event
 
@@ -138,6 +139,8 @@ class BaseBackend:
         self._catching_up: dict[str, dict[Member, CatchUp]] = {}
         #: The event loop that serves this process's members (set on first join).
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Told of reconnects, failed broker operations and history gaps (metrics).
+        self.events: BackendEvents = NO_EVENTS
 
     async def start(self) -> None:
         """Connect to whatever carries messages; called at lifespan startup."""

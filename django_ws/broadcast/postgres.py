@@ -49,8 +49,8 @@ from ..connection_ids import process_id
 from ..exceptions import BroadcastError
 from . import postgres_sql as sql
 from .base import Presence, local_users, sorted_users
+from .held import Held
 from .history import HistoryPolicy, new_epoch
-from .redis_history import Held
 from .repair import RepairingBackend
 
 logger = logging.getLogger("django_ws")
@@ -572,6 +572,21 @@ class PostgresBackend(RepairingBackend):
 
         return await self._call(read)
 
+    async def reset_if_behind(self, rewound: list[tuple[str, str, int]]) -> None:
+        """Delete each group's log row still at its epoch below the offset delivered here.
+
+        With asynchronous streaming replication, a standby promoted after a
+        failover may lack the last committed broadcasts; the next read then
+        starts a new epoch (``ENSURE_LOG``), in one transaction for all groups.
+        """
+        params = [(self.prefix, group, epoch, offset) for group, epoch, offset in rewound]
+
+        async def reset(connection: psycopg.AsyncConnection[Any]) -> None:
+            async with connection.transaction():
+                await connection.cursor().executemany(sql.RESET_IF_BEHIND, params)
+
+        await self._call(reset)
+
     def _ensure_params(self, group: str, policy: HistoryPolicy) -> dict[str, Any]:
         return {
             "ns": self.prefix,
@@ -648,6 +663,7 @@ class PostgresBackend(RepairingBackend):
                 stored = await self._read_stored_payload(plain.stored_id)
             except BroadcastError as error:
                 logger.warning("A large broadcast to %r was lost: %s", group, error)
+                self.events.failed("payload_read")
                 return
             if stored is None:
                 logger.warning(
@@ -655,6 +671,7 @@ class PostgresBackend(RepairingBackend):
                     "PAYLOAD_TTL (this process read it too late)",
                     group,
                 )
+                self.events.failed("payload_read")
                 return
             exclude, message = stored
         self.deliver(group, message, exclude)
@@ -680,6 +697,7 @@ class PostgresBackend(RepairingBackend):
                 )
             except BroadcastError as error:
                 logger.warning("Reading a message of %r failed: %s", group, error)
+                self.events.failed("history_read")
                 stored = None
             if stored is None:  # trimmed already, or unreadable: a gap to repair
                 self._lost_history(group, announced.epoch, announced.offset)
@@ -703,6 +721,7 @@ class PostgresBackend(RepairingBackend):
                 self._lost(error)
             except Exception:
                 logger.exception("The PostgreSQL listener failed; starting it again")
+                self.events.failed("subscription")
             if loop.time() - started > self.reconnect_max:
                 failures = 0  # it had been up for a while: a new outage
             delay = min(self.reconnect_max, RECONNECT_MIN * 2**failures)
@@ -814,6 +833,7 @@ class PostgresBackend(RepairingBackend):
                 self.alias,
                 str(error).strip() or type(error).__name__,
             )
+            self.events.reconnecting()
         else:
             logger.debug("Reconnecting to PostgreSQL failed: %r", error)
 
@@ -884,6 +904,7 @@ class PostgresBackend(RepairingBackend):
             except BroadcastError as error:
                 # Rewritten in full when the listener reconnects; rows expire anyway.
                 logger.debug("Writing presence to PostgreSQL failed: %s", error)
+                self.events.failed("presence")
                 return
 
     async def _beat_forever(self) -> None:

@@ -195,6 +195,15 @@ ON CONFLICT (namespace, group_name) DO UPDATE SET
 RETURNING epoch, last_offset, false, (extract(epoch FROM clock_timestamp()) * 1000)::bigint
 """
 
+#: Params: ns, group, epoch, offset delivered by a process. When the group is
+#: still at that epoch but behind that offset (a failover to a standby that had
+#: not received the last commits), drop its log row, so that the next read or
+#: broadcast starts a new epoch instead of reusing offsets members have seen.
+RESET_IF_BEHIND = """
+DELETE FROM django_ws_group_log
+WHERE namespace = %s AND group_name = %s AND epoch = %s AND last_offset < %s
+"""
+
 #: Params: ns, group, epoch, first offset. The messages from ``first`` on.
 SELECT_MESSAGES = """
 SELECT message_offset, data, exclude, (extract(epoch FROM created) * 1000)::bigint

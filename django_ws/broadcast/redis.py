@@ -33,7 +33,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -48,10 +48,11 @@ from redis.retry import Retry as SyncRetry
 from ..exceptions import BroadcastError
 from ..connection_ids import process_id
 from . import redis_history, redis_sentinel
-from .base import BaseBackend, Presence, local_users, sorted_users
-from .history import HistoryPolicy, Recovery, new_epoch
-from .protocol import envelope, group_json, recovery_event
+from .base import Presence, local_users, sorted_users
+from .held import Held, ttl_ms
+from .history import HistoryPolicy, new_epoch
 from .redis_cluster import ShardedSubscriptions
+from .repair import ReadRequest, RepairingBackend
 
 logger = logging.getLogger("django_ws")
 
@@ -69,15 +70,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 #: The first reconnection waits about this long; each failure doubles it.
 RECONNECT_MIN = 0.1
-
-#: Where a history group's deliveries are when its members joined without Redis.
-UNKNOWN = ("", -1)
-#: Where they are when a repair could not read the history: the next message
-#: first tells the members ``recovered: false``.
-LOST = ("", -2)
-#: Reads of a history after a reconnect: the first may meet a pooled connection
-#: to the Redis that went away ("Connection closed by server"), so one more try.
-REPAIR_READ_ATTEMPTS = 2
 
 #: Errors that mean "Redis is not reachable right now".
 UNREACHABLE = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
@@ -194,7 +186,7 @@ async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
     return await asyncio.wait_for(awaitable, seconds)
 
 
-class RedisBackend(BaseBackend):
+class RedisBackend(RepairingBackend):
     """Groups across processes and machines through Redis pub/sub.
 
     ``LOCATION`` is a ``redis://``, ``rediss://`` or ``unix://`` URL. ``OPTIONS``:
@@ -264,9 +256,6 @@ class RedisBackend(BaseBackend):
         self._sync_lock = threading.Lock()
         self._reset()
 
-    #: Pub/sub copies are read on their own connection, maybe after a replay.
-    late_deliveries = True
-
     def _reset(self) -> None:
         """Forget everything bound to an event loop."""
         self._bound_loop: asyncio.AbstractEventLoop | None = None
@@ -283,7 +272,7 @@ class RedisBackend(BaseBackend):
         self._confirming: dict[bytes, list[asyncio.Future[None]]] = {}
         self._subscriber_ready = asyncio.Event()  # set while the subscription connection is up
         #: Per subscribed history group: the last ``(epoch, offset)`` delivered here.
-        self._delivered: dict[str, tuple[str, int]] = {}
+        self.delivered = {}
 
     def __repr__(self) -> str:
         return f"<RedisBackend {_redacted(self.location)}>"
@@ -559,7 +548,7 @@ class RedisBackend(BaseBackend):
             await pubsub.unsubscribe(channel)
 
     async def group_closed(self, group: str) -> None:
-        self._delivered.pop(group, None)
+        await super().group_closed(group)
         self._presence_changed(group)  # not awaited: a closing socket must not wait for Redis
         if self._shards is not None and group not in self.groups:
             try:
@@ -628,7 +617,8 @@ class RedisBackend(BaseBackend):
     # History ------------------------------------------------------------------
     # A message to a group with history reaches every process, this one
     # included, through its channel only, so every process delivers in offset
-    # order; a process that sees an offset skipped reads it from the stream.
+    # order; a process that sees an offset skipped reads it from the stream
+    # (the rules are ``RepairingBackend``'s; the reads and the reset are here).
 
     def _publish_arguments(
         self,
@@ -639,7 +629,7 @@ class RedisBackend(BaseBackend):
     ) -> tuple[list[str], list[Any]]:
         args = [
             new_epoch(),
-            redis_history.ttl_ms(policy),
+            ttl_ms(policy),
             policy.size,
             redis_history.channel(self.prefix, group),
             process_id(),
@@ -651,7 +641,7 @@ class RedisBackend(BaseBackend):
     def _read_arguments(
         self, group: str, policy: HistoryPolicy, first: int
     ) -> tuple[list[str], list[Any]]:
-        args = [new_epoch(), redis_history.ttl_ms(policy), first]
+        args = [new_epoch(), ttl_ms(policy), first]
         return redis_history.keys(self.prefix, group), args
 
     @staticmethod
@@ -671,121 +661,22 @@ class RedisBackend(BaseBackend):
         except NoScriptError:
             return client.eval(script, len(keys), *keys, *args)
 
-    async def _read(
+    async def read_held(
         self, group: str, policy: HistoryPolicy, first: int
-    ) -> redis_history.Held:
+    ) -> Held:
         keys, args = self._read_arguments(group, policy, first)
         reply = await self._call(
             lambda client: self._run_async(
                 client, redis_history.READ_SCRIPT, keys, args
             )
         )
-        held = redis_history.decode_read(reply)
-        if group in self.groups:  # where this process's deliveries start
-            self._delivered.setdefault(group, (held.epoch, held.offset))
-        return held
+        return redis_history.decode_read(reply)
 
-    async def recover(
-        self, group: str, policy: HistoryPolicy, offered: tuple[str, int]
-    ) -> Recovery:
-        """Read what ``group`` holds after ``offered`` (unrecovered if Redis is away).
-
-        A join never fails for Redis: without it, the member gets the offered
-        position back, unrecovered, and live messages once Redis is back.
-        """
-        try:
-            held = await self._read(group, policy, offered[1] + 1)
-        except BroadcastError as error:
-            logger.warning("Recovering the history of %r failed: %s", group, error)
-            self._position_unknown(group)
-            return Recovery(False, offered[0], offered[1])
-        return redis_history.recovery(group, policy, held, offered)
-
-    async def join_floor(self, group: str) -> int:
-        _, offset = await self.join_position(group)
-        return offset
-
-    async def join_position(self, group: str) -> tuple[str | None, int]:
-        try:
-            return await self.position(group)
-        except BroadcastError as error:
-            logger.warning("Reading the position of %r failed: %s", group, error)
-            self._position_unknown(group)
-            return None, -1  # nothing to filter: every message once Redis is back
-
-    def _position_unknown(self, group: str) -> None:
-        # Members joined without a position: once the subscription is back,
-        # what was published before it is unknown to them.
-        if group in self.groups:
-            self._delivered.setdefault(group, UNKNOWN)
-
-    async def position(self, group: str) -> tuple[str, int]:
-        policy = self._policy_of(group)
-        held = await self._read(group, policy, 0)
-        return held.epoch, held.offset
-
-    def position_sync(self, group: str) -> tuple[str, int]:
-        policy = self._policy_of(group)
-        keys, args = self._read_arguments(group, policy, 0)
-        try:
-            held = redis_history.decode_read(
-                self._run_sync(redis_history.READ_SCRIPT, keys, args)
-            )
-        except (RedisError, RedisClusterException, OSError) as error:
-            raise BroadcastError(
-                f"Redis at {_redacted(self.location)} did not answer within "
-                f"{self.timeout:g} s: {error}"
-            ) from error
-        return held.epoch, held.offset
-
-    def _policy_of(self, group: str) -> HistoryPolicy:
-        policy = self.history_policy(group)
-        if policy is None:
-            raise ValueError(
-                f"Group {group!r} keeps no history: add a pattern that matches it to "
-                "WS_BROADCAST['HISTORY']."
-            )
-        return policy
-
-    async def _received_history(self, group: str, payload: bytes) -> None:
-        try:
-            message = redis_history.decode_published(payload)
-        except ValueError:
-            logger.warning("Ignored a malformed broadcast to history group %r", group)
-            return
-        last = self._delivered.get(group)
-        if last == UNKNOWN:
-            last = None  # the first message received sets where deliveries are
-        elif last == LOST:  # a repair could not read what was missed: say so
-            self._lost_history(group, message.epoch, message.offset - 1)
-            last = None
-        if last is not None and last[0] == message.epoch:
-            if message.offset <= last[1]:
-                return  # delivered already (by a repair)
-            if message.offset > last[1] + 1:
-                await self._repair(group, last[1], message.epoch, message.offset - 1)
-        elif last is not None and message.offset > 1:
-            await self._repair(group, 0, message.epoch, message.offset - 1)
-        elif last is not None:
-            self.restart_floors(group, message.epoch)  # a new epoch: offsets start over
-        self._deliver_published(
-            group, message.epoch, message.offset, message.data, message.exclude
-        )
-
-    def _deliver_published(
-        self, group: str, epoch: str, offset: int, data: str, exclude: frozenset[str]
-    ) -> None:
-        self._delivered[group] = (epoch, offset)
-        event = envelope(group_json(group), epoch, offset, data)
-        self.deliver_history(group, offset, event, exclude)
-
-    async def _read_many(
-        self, requests: list[tuple[str, HistoryPolicy, int]]
-    ) -> list[redis_history.Held | None]:
+    async def read_held_many(self, requests: list[ReadRequest]) -> list[Held | None]:
         """Read several histories in one round trip (one per shard in a cluster).
 
-        Each request is ``(group, policy, first offset wanted)``; a read that
-        failed alone gives ``None``. Raises ``BroadcastError`` when Redis is away.
+        A read that failed alone gives ``None``. Raises ``BroadcastError`` when
+        Redis is away.
         """
 
         async def run(client: Any) -> list[Any]:
@@ -798,175 +689,46 @@ class RedisBackend(BaseBackend):
             return replies
 
         replies = await self._call(run)
-        found: list[redis_history.Held | None] = []
+        found: list[Held | None] = []
         for (group, _, _), reply in zip(requests, replies):
             if isinstance(reply, Exception):
                 logger.warning("Reading the history of %r failed: %s", group, reply)
                 found.append(None)
-                continue
-            held = redis_history.decode_read(reply)
-            if group in self.groups:
-                self._delivered.setdefault(group, (held.epoch, held.offset))
-            found.append(held)
+            else:
+                found.append(redis_history.decode_read(reply))
         return found
 
-    async def _read_for_repair(
-        self, wanted: list[tuple[str, int]]
-    ) -> list[tuple[HistoryPolicy, redis_history.Held] | None]:
-        """Read each ``(group, first offset)`` of ``wanted`` for a repair, at once.
+    def position_sync(self, group: str) -> tuple[str, int]:
+        policy = self.policy_of(group)
+        keys, args = self._read_arguments(group, policy, 0)
+        try:
+            held = redis_history.decode_read(
+                self._run_sync(redis_history.READ_SCRIPT, keys, args)
+            )
+        except (RedisError, RedisClusterException, OSError) as error:
+            raise BroadcastError(
+                f"Redis at {_redacted(self.location)} did not answer within "
+                f"{self.timeout:g} s: {error}"
+            ) from error
+        return held.epoch, held.offset
 
-        Gives ``None`` for a group that left or keeps no history, and for one
-        whose read failed twice: then its next message tells its members
-        ``recovered: false``.
-        """
-        results: list[tuple[HistoryPolicy, redis_history.Held] | None] = [
-            None for _ in wanted
-        ]
-        policies = [self.history_policy(group) for group, _ in wanted]
-        pending = [
-            index
-            for index, (group, _) in enumerate(wanted)
-            if policies[index] is not None and group in self.groups
-        ]
-        for attempt in range(1, REPAIR_READ_ATTEMPTS + 1):
-            if not pending:
-                break
-            requests = []
-            for index in pending:
-                policy = policies[index]
-                assert policy is not None
-                requests.append((wanted[index][0], policy, wanted[index][1]))
-            try:
-                helds = await self._read_many(requests)
-            except BroadcastError as error:
-                logger.warning(
-                    "Reading %d group histories failed (try %d of %d): %s",
-                    len(requests),
-                    attempt,
-                    REPAIR_READ_ATTEMPTS,
-                    error,
-                )
-                continue
-            failed = []
-            for index, held in zip(pending, helds):
-                policy = policies[index]
-                if held is None:
-                    failed.append(index)
-                elif policy is not None and wanted[index][0] in self.groups:
-                    results[index] = (policy, held)
-            pending = failed
-        for index in pending:
-            group = wanted[index][0]
-            if group in self.groups:
-                self._delivered[group] = LOST
-        return results
-
-    async def _repair(self, group: str, after: int, epoch: str, upto: int) -> None:
-        """Deliver offsets ``after + 1 .. upto`` of ``epoch`` from ``group``'s stream.
-
-        When the stream no longer holds all of them, the members get the
-        ``recovered: false`` frame at ``(epoch, upto)`` instead.
-        """
-        (found,) = await self._read_for_repair([(group, after + 1)])
-        if found is None:
-            if group in self.groups:
-                self._lost_history(group, epoch, upto)
+    async def _received_history(self, group: str, payload: bytes) -> None:
+        try:
+            message = redis_history.decode_published(payload)
+        except ValueError:
+            logger.warning("Ignored a malformed broadcast to history group %r", group)
             return
-        policy, held = found
-        entries = None
-        if held.epoch == epoch:
-            entries = redis_history.held_range(policy, held, after, upto)
-        if entries is None:
-            self._lost_history(group, epoch, upto)
-            return
-        if after == 0:
-            self.restart_floors(group, epoch)  # a new epoch: offsets start over
-        self._deliver_entries(group, epoch, entries)
-
-    def _deliver_entries(
-        self, group: str, epoch: str, entries: list[redis_history.HeldEntry]
-    ) -> None:
-        for offset, data, exclude, _ in entries:
-            self._deliver_published(group, epoch, offset, data, exclude)
-
-    def _lost_history(self, group: str, epoch: str, offset: int) -> None:
-        logger.warning(
-            "Group %r may have missed messages that its history does not hold; "
-            "its members here get 'recovered: false'",
-            group,
+        await self.received_history(
+            group, message.epoch, message.offset, message.data, message.exclude
         )
-        self.restart_floors(group, epoch)
-        self._delivered[group] = (epoch, offset)
-        # In order with the deliveries: a member still being replayed gets it
-        # after its replay, and one whose replay reached ``offset`` needs none.
-        event = recovery_event(group, False, epoch, offset, 0)
-        self.deliver_history(group, offset, event)
 
-    async def _repair_after_reconnect(
-        self, groups: Iterable[str] | None = None
-    ) -> None:
-        """Deliver what each subscribed history group published while away.
-
-        ``groups`` (all of them by default) are read in one round trip (one per
-        shard), and those whose epoch changed in a second. When the epoch changed
-        meanwhile (Redis restarted empty, or the history expired), what the old
-        epoch got after the last delivery is unknown: the members get
-        ``recovered: false`` at the new epoch's start, then its messages if the
-        stream holds them all.
-        """
-        chosen = None if groups is None else set(groups)
-        positions = [
-            (group, position)
-            for group, position in self._delivered.items()
-            if chosen is None or group in chosen
-        ]
-        reads = await self._read_for_repair(
-            [(group, offset + 1) for group, (_, offset) in positions]
-        )
-        from_start, rewound = [], []
-        for (group, (epoch, offset)), found in zip(positions, reads):
-            if found is None:
-                continue
-            policy, held = found
-            if (epoch, offset) == UNKNOWN:
-                self._lost_history(group, held.epoch, held.offset)
-            elif held.epoch == epoch:
-                if held.offset > offset:
-                    entries = redis_history.held_range(
-                        policy, held, offset, held.offset
-                    )
-                    if entries is None:
-                        self._lost_history(group, epoch, held.offset)
-                    else:
-                        self._deliver_entries(group, epoch, entries)
-                elif held.offset < offset:  # gone back: a failover lost writes
-                    rewound.append((group, epoch, offset))
-            elif offset > 0 and held.offset > 0:  # read from the epoch's start
-                from_start.append(group)
-            else:
-                self._deliver_new_epoch(group, policy, held)
-        if rewound:
-            await self._start_over(rewound)
-            from_start += [group for group, _, _ in rewound]
-        if from_start:
-            reads = await self._read_for_repair([(group, 1) for group in from_start])
-            for group, found in zip(from_start, reads):
-                if found is not None:
-                    self._deliver_new_epoch(group, *found)
-
-    async def _start_over(self, rewound: list[tuple[str, str, int]]) -> None:
-        """Give a new epoch to groups whose offsets went back below ours.
+    async def reset_if_behind(self, rewound: list[tuple[str, str, int]]) -> None:
+        """Drop each history still at its epoch below the offset delivered here.
 
         Redis replication is asynchronous: a replica promoted after a failover may
-        lack the last messages that this process delivered. Offsets would then be
-        reused for other messages, which members would take for duplicates; a new
-        epoch (and ``recovered: false``) is what tells them instead.
+        lack the last messages that this process delivered. ``RESET_IF_BEHIND_SCRIPT``
+        checks and drops atomically, in one pipelined round trip (one per shard).
         """
-        logger.warning(
-            "The history of %s went back below what was delivered here (a failover "
-            "lost writes); starting a new epoch",
-            ", ".join(repr(group) for group, _, _ in rewound),
-        )
 
         async def run(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
@@ -977,20 +739,7 @@ class RedisBackend(BaseBackend):
             replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
 
-        try:
-            await self._call(run)
-        except BroadcastError as error:  # the re-read finds the old epoch: lost
-            logger.warning("Starting a new epoch failed: %s", error)
-
-    def _deliver_new_epoch(
-        self, group: str, policy: HistoryPolicy, held: redis_history.Held
-    ) -> None:
-        entries = redis_history.held_range(policy, held, 0, held.offset)
-        if entries is None:
-            self._lost_history(group, held.epoch, held.offset)
-        else:
-            self._lost_history(group, held.epoch, 0)
-            self._deliver_entries(group, held.epoch, entries)
+        await self._call(run)
 
     # Shards (with CLUSTER): ``redis_cluster.ShardListener`` ----------------------
 
@@ -1000,7 +749,7 @@ class RedisBackend(BaseBackend):
 
     async def shard_resubscribed(self, channels: list[bytes]) -> None:
         """Channels moved to a new shard: repair their groups from history."""
-        await self._repair_after_reconnect(self._group_of(c) for c in channels)
+        await self.repair_after_reconnect(self._group_of(c) for c in channels)
 
     def shard_connected(self, name: str) -> None:
         if self._outage:
@@ -1011,6 +760,9 @@ class RedisBackend(BaseBackend):
 
     def shard_lost(self, name: str, error: BaseException) -> None:
         self._lost(error)
+
+    def shard_failed(self, name: str) -> None:
+        self.events.failed("subscription")
 
     async def _received(self, channel: bytes, payload: bytes) -> None:
         group = self._group_of(channel)
@@ -1041,6 +793,7 @@ class RedisBackend(BaseBackend):
                 self._lost(error)
             except Exception:
                 logger.exception("The Redis reader failed; starting it again")
+                self.events.failed("subscription")
             if loop.time() - started > self.reconnect_max:
                 failures = 0  # it had been up for a while: a new outage
             delay = min(self.reconnect_max, RECONNECT_MIN * 2**failures)
@@ -1067,7 +820,7 @@ class RedisBackend(BaseBackend):
             self._subscriber_ready.set()
             self._dirty.update(self.groups)  # Redis may have restarted empty
             self._start_presence_write()
-            await self._repair_after_reconnect()
+            await self.repair_after_reconnect()
             await self._read_messages(pubsub)
         finally:
             self._subscriber_ready.clear()
@@ -1114,6 +867,7 @@ class RedisBackend(BaseBackend):
                 _redacted(self.location),
                 str(error) or type(error).__name__,
             )
+            self.events.reconnecting()
         else:
             logger.debug("Reconnecting to Redis failed: %r", error)
 
@@ -1193,9 +947,11 @@ class RedisBackend(BaseBackend):
             except UNREACHABLE as error:
                 # Rewritten in full when the reader reconnects; entries expire anyway.
                 logger.debug("Writing presence to Redis failed: %r", error)
+                self.events.failed("presence")
                 return
             except Exception:
                 logger.exception("Writing presence to Redis failed")
+                self.events.failed("presence")
                 return
 
     async def _beat_forever(self) -> None:

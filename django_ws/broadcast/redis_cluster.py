@@ -54,6 +54,9 @@ class ShardListener(Protocol):
     def shard_lost(self, name: str, error: BaseException) -> None:
         """A shard's connection failed; its channels are being placed again."""
 
+    def shard_failed(self, name: str) -> None:
+        """A shard's reader failed unexpectedly (logged); it is started again."""
+
 
 def by_slot(channels: set[bytes]) -> list[list[bytes]]:
     """Group ``channels`` by hash slot: one SSUBSCRIBE may not span slots."""
@@ -308,6 +311,7 @@ class ShardedSubscriptions:
             raise
         except Exception as error:
             logger.exception("The Redis shard reader %s failed", shard.name)
+            self.listener.shard_failed(shard.name)
             lost = error
         finally:
             shard.pubsub = None

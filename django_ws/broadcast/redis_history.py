@@ -18,8 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from .history import Entry, HistoryPolicy, Recovery
-from .protocol import envelope, group_json
+from .held import Held
 
 # KEYS: epoch, offset, stream. ARGV: new epoch, ttl ms. Creates the epoch when
 # missing (and drops what an older epoch left), refreshes the TTL.
@@ -112,10 +111,6 @@ def channel(prefix: str, group: str) -> bytes:
     return f"{hash_tag(prefix, group)}:c".encode()
 
 
-def ttl_ms(policy: HistoryPolicy) -> int:
-    return max(1, int(policy.ttl * 1000))
-
-
 @dataclass(frozen=True)
 class Published:
     """A history message as the channel carries it."""
@@ -138,31 +133,6 @@ def decode_published(payload: bytes) -> Published:
     )
 
 
-#: A stream entry: offset, data (encoded JSON), excluded ids, publish time in ms.
-HeldEntry = tuple[int, str, frozenset[str], int]
-
-
-@dataclass(frozen=True)
-class Held:
-    """What ``READ_SCRIPT`` found: the position, the time, the entries asked for."""
-
-    epoch: str
-    offset: int
-    now_ms: int
-    entries: tuple[HeldEntry, ...]
-
-
-def held_range(
-    policy: HistoryPolicy, held: Held, after: int, upto: int
-) -> list[HeldEntry] | None:
-    """Return entries ``after + 1 .. upto`` if ``held`` has them all, else ``None``."""
-    oldest = held.now_ms - ttl_ms(policy)
-    wanted = [e for e in held.entries if e[0] <= upto and e[3] >= oldest]
-    if [entry[0] for entry in wanted] != list(range(after + 1, upto + 1)):
-        return None
-    return wanted
-
-
 def decode_read(reply: Any) -> Held:
     """Turn ``READ_SCRIPT``'s reply into a ``Held``."""
     epoch, offset, now_ms, raw_entries = reply
@@ -183,28 +153,3 @@ def decode_read(reply: Any) -> Held:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def recovery(
-    group: str, policy: HistoryPolicy, held: Held, offered: tuple[str, int]
-) -> Recovery:
-    """Return what ``held`` gives a member offering ``offered``: all or nothing."""
-    epoch, offset = offered
-    current = held.offset
-    if epoch != held.epoch or offset > current:
-        return Recovery(False, held.epoch, current)
-    if offset == current:
-        return Recovery(True, held.epoch, offset)
-    kept = held_range(policy, held, offset, current)
-    if kept is None:
-        return Recovery(False, held.epoch, current)  # part of the gap is gone
-    encoded = group_json(group)
-    return Recovery(
-        True,
-        held.epoch,
-        offset,
-        tuple(
-            Entry(number, envelope(encoded, held.epoch, number, data), time / 1000)
-            for number, data, _, time in kept
-        ),
-    )

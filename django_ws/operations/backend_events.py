@@ -3,10 +3,10 @@
 ``instrument`` wraps the public methods of the backend object that
 ``broadcast.create_backend`` made (``publish``, ``publish_sync``, ``deliver``,
 ``deliver_history``, ``recover``), so every backend is counted the same way
-without knowing the metrics. The Redis backend's own troubles (its subscription
-lost, a history read failed, a gap it could not repair) are counted from its log
-records on the ``django_ws`` logger (``log_context.ConnectionLogFilter``), which
-are emitted at WARNING or above: keep that logger at WARNING or lower.
+without knowing the metrics. A broker backend's own troubles (its subscription
+lost, a history read failed, a gap repaired or lost) reach ``MetricsEvents``,
+which ``instrument`` installs as the backend's ``events`` observer
+(``broadcast.events.BackendEvents``): counted whatever the log level.
 """
 
 from __future__ import annotations
@@ -15,37 +15,26 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..broadcast.events import BackendEvents, GapOutcome
+
 if TYPE_CHECKING:
     from ..broadcast.base import BaseBackend
     from .metrics import Metrics
 
-#: Log message templates of the Redis backend, and what each counts.
-#: ``tests/test_operations_metrics.py`` checks that each still exists there.
-REDIS_LOG_EVENTS: dict[str, tuple[str, str]] = {
-    "Lost the connection to Redis at %s (%s); members in this process "
-    "still get this process's broadcasts, reconnecting": ("reconnect", ""),
-    "The Redis reader failed; starting it again": ("error", "subscription"),
-    "Recovering the history of %r failed: %s": ("error", "recover"),
-    "Reading the position of %r failed: %s": ("error", "position"),
-    "Reading the history of %r failed (try %d of %d): %s": ("error", "history_read"),
-    "Writing presence to Redis failed": ("error", "presence"),
-    "Group %r may have missed messages that its history does not hold; "
-    "its members here get 'recovered: false'": ("gap", "lost"),
-}
+class MetricsEvents(BackendEvents):
+    """Count a backend's reconnects, failed operations and history gaps."""
 
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
-def count_log_event(metrics: Metrics, template: Any) -> None:
-    """Count the backend event that a log record with this ``msg`` reports, if any."""
-    event = REDIS_LOG_EVENTS.get(template) if isinstance(template, str) else None
-    if event is None:
-        return
-    kind, label = event
-    if kind == "reconnect":
-        metrics.backend_reconnects.inc()
-    elif kind == "error":
-        metrics.backend_errors.labels(label).inc()
-    else:
-        metrics.backend_gap_repairs.labels(label).inc()
+    def reconnecting(self) -> None:
+        self.metrics.backend_reconnects.inc()
+
+    def failed(self, operation: str) -> None:
+        self.metrics.backend_errors.labels(operation).inc()
+
+    def gap(self, outcome: GapOutcome) -> None:
+        self.metrics.backend_gap_repairs.labels(outcome).inc()
 
 
 def backend_created(backend: BaseBackend) -> None:
@@ -68,6 +57,7 @@ def instrument(backend: BaseBackend, metrics: Metrics) -> None:
     publish, publish_sync = backend.publish, backend.publish_sync
     deliver, deliver_history = backend.deliver, backend.deliver_history
     recover = backend.recover
+    backend.events = MetricsEvents(metrics)
 
     @functools.wraps(publish)
     async def counted_publish(*args: Any, **kwargs: Any) -> None:

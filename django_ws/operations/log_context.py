@@ -33,12 +33,6 @@ class ConnectionLogFilter(logging.Filter):
     """Add ``connection_id``, ``route`` and ``user_id`` to a record; let it pass."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        tracker = hooks.tracker
-        metrics = getattr(tracker, "metrics", None)
-        if metrics is not None:
-            from .backend_events import count_log_event
-
-            count_log_event(metrics, record.msg)
         if all(hasattr(record, name) for name in FIELDS):
             return True
         ws = hooks.current_connection.get()

@@ -19,17 +19,28 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
 
+import django_ws
+from django_ws.broadcast import get_backend
+from django_ws.broadcast.postgres import PostgresBackend
 from django_ws.operations.redis_store import RedisStore
 from tests.conftest import LiveServerFactory
 from tests.e2e.safety_support import http_login, ws_connect
 from tests.e2e.servers import refusal_status
 from tests.live_server import LiveServer, PrivateRedis
 from tests.ops_support import ops_settings
+from tests.postgres_support import (  # noqa: F401 - a fixture
+    conninfo,
+    postgres_alias,
+    postgres_settings,
+)
+from tests.test_broadcast_postgres_history import publish_unseen
 
 ECHO = "/ops/echo/<int:number>/"
 LIMITED = "/ops/limited/"
@@ -376,3 +387,60 @@ async def test_a_dead_process_drops_out_of_the_live_view(
     assert one.pid is not None
     os.kill(one.pid, signal.SIGKILL)
     await wait_until(lambda: pids() == {two.pid}, "the dead process to drop out", timeout=15)
+
+
+@pytest.mark.newest_env
+async def test_postgres_backend_events_count_a_repaired_gap_and_a_reconnect(
+    settings: Any, postgres_alias: str, live_server_factory: LiveServerFactory
+) -> None:
+    broadcast_settings = {
+        **postgres_settings(postgres_alias, TIMEOUT=2, RECONNECT_MAX=0.5),
+        "HISTORY": {"room-*": {"SIZE": 100, "TTL": 600}},
+    }
+    settings.WS_BROADCAST = broadcast_settings  # this process publishes too
+    server = live_server_factory(
+        ops_settings(
+            ROOT_WS_URLCONF="tests.e2e.apps.broadcast_ws",
+            # The test process's own (with the test database's name).
+            DATABASES=json.loads(json.dumps(django_settings.DATABASES)),
+            WS_BROADCAST=broadcast_settings,
+            WS_METRICS=True,
+            WS_LIVE_VIEW=False,
+        )
+    )
+    backend = get_backend()
+    assert isinstance(backend, PostgresBackend)
+    repaired = ("django_ws_backend_gap_repairs_total", (("outcome", "repaired"),))
+    lost = ("django_ws_backend_gap_repairs_total", (("outcome", "lost"),))
+    reconnects = ("django_ws_backend_reconnects_total", ())
+    try:
+        async with ws_connect(server.ws_url("/room/room-m")) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"joined": "room-m"}
+            with psycopg.connect(conninfo(postgres_alias), autocommit=True) as other:
+                # Another process's messages whose NOTIFY never reached the server.
+                publish_unseen(other, backend, "room-m", 1, 2)
+                await asyncio.to_thread(django_ws.broadcast_sync, "room-m", {"n": 3})
+                offsets = [
+                    json.loads(await asyncio.wait_for(ws.recv(), 5))["offset"]
+                    for _ in range(3)
+                ]
+                assert offsets == [1, 2, 3]
+                samples = scrape(server)
+                assert (samples.get(repaired), samples.get(lost, 0.0)) == (1.0, 0.0)
+                assert samples[reconnects] == 0.0
+                channel = backend.channel("room-m")
+                ended = other.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query = %s",
+                    (f'LISTEN "{channel}"',),
+                ).fetchall()
+                assert len(ended) == 1, "the server's LISTEN connection was not found"
+            await wait_until(lambda: scrape(server)[reconnects] == 1.0, "the reconnect")
+            await wait_until(
+                lambda: "Reconnected to PostgreSQL" in server.log_text(), "the LISTEN again"
+            )
+            await asyncio.to_thread(django_ws.broadcast_sync, "room-m", {"n": 4})
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert (frame["offset"], frame["data"]) == (4, {"n": 4})
+    finally:
+        await backend.stop()
