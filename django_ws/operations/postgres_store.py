@@ -276,3 +276,7 @@ class PostgresStore:
                 if self._connection is not None:
                     await self._connection.close()
         self._connection = None
+        with self._sync_lock:  # a later read_snapshots connects again
+            if self._sync_connection is not None:
+                self._sync_connection.close()
+            self._sync_connection = None
