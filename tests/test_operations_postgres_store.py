@@ -197,3 +197,25 @@ def test_a_backend_without_a_store_still_names_the_postgres_backend(settings: An
     settings.WS_MAX_CONNECTIONS_PER_IP = 5
     with pytest.raises(ImproperlyConfigured, match="or the PostgresBackend"):
         get_websocket_application()
+
+
+async def test_without_the_migration_the_error_says_to_run_it(
+    postgres_alias: str,  # noqa: F811
+) -> None:
+    with psycopg.connect(conninfo(postgres_alias), autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA IF NOT EXISTS django_ws_not_migrated")
+
+    def params() -> dict[str, Any]:
+        return {
+            "conninfo": conninfo(postgres_alias),
+            "options": "-c search_path=django_ws_not_migrated",
+        }
+
+    store = PostgresStore(params, unique_prefix(), timeout=5, ttl=5, process="p")
+    expected = r"missing from the database \(.*run `python manage.py migrate django_ws`"
+    with pytest.raises(ImproperlyConfigured, match=expected):
+        await store.acquire([("ip", "10.0.0.1", 1)])
+    with pytest.raises(ImproperlyConfigured, match=expected):
+        store.read_snapshots()
+    with pytest.raises(ImproperlyConfigured, match=expected):
+        await store.close()  # its connections are closed all the same

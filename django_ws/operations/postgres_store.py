@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
+from django.core.exceptions import ImproperlyConfigured
 
 from ..connection_ids import process_id
 from .stores import LimitKey
@@ -175,6 +176,8 @@ class PostgresStore:
                         self.timeout,
                     )
                 return await asyncio.wait_for(operation(self._connection), self.timeout)
+            except psycopg.errors.UndefinedTable as error:
+                raise self._not_migrated(error) from error
             except BaseException:
                 broken, self._connection = self._connection, None
                 if broken is not None:
@@ -190,11 +193,22 @@ class PostgresStore:
                         autocommit=True, **self.connection_params()
                     )
                 return operation(self._sync_connection)
+            except psycopg.errors.UndefinedTable as error:
+                raise self._not_migrated(error) from error
             except BaseException:
                 broken, self._sync_connection = self._sync_connection, None
                 if broken is not None:
                     broken.pgconn.finish()
                 raise
+
+    def _not_migrated(self, error: psycopg.Error) -> ImproperlyConfigured:
+        name = self.connection_params().get("dbname")
+        database = f"the database {name!r}" if name else "the database"
+        return ImproperlyConfigured(
+            f"The operations store's tables are missing from {database} "
+            f"({error.diag.message_primary}): run `python manage.py migrate django_ws` "
+            "on the PostgresBackend's DATABASES alias."
+        )
 
     # The store ------------------------------------------------------------------
 
@@ -265,18 +279,22 @@ class PostgresStore:
         return [json.loads(text) for (text,) in self._sync_call(run)]
 
     async def close(self) -> None:
-        if self._loop is asyncio.get_running_loop():
+        on_its_loop = self._loop is asyncio.get_running_loop()
 
-            async def run(connection: psycopg.AsyncConnection[Any]) -> None:
-                await connection.execute(CLOSE, self._params())
+        async def run(connection: psycopg.AsyncConnection[Any]) -> None:
+            await connection.execute(CLOSE, self._params())
 
-            try:
+        try:
+            if on_its_loop:
                 await self._call(run)
-            finally:
-                if self._connection is not None:
-                    await self._connection.close()
-        self._connection = None
-        with self._sync_lock:  # a later read_snapshots connects again
-            if self._sync_connection is not None:
-                self._sync_connection.close()
-            self._sync_connection = None
+        finally:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                if on_its_loop:
+                    await connection.close()
+                else:  # its loop is gone: drop it without the server's goodbye
+                    connection.pgconn.finish()
+            with self._sync_lock:  # a later read_snapshots connects again
+                if self._sync_connection is not None:
+                    self._sync_connection.close()
+                self._sync_connection = None
