@@ -2,8 +2,8 @@
 
 ``MemoryBackend`` (one process) keeps counts and snapshots in the process;
 ``RedisBackend`` in its Redis; ``PostgresBackend`` in tables of its database
-(``postgres_store``, migration ``0002``). Another backend may offer its own with a method
-``operations_store(ttl)`` returning an ``OperationsStore``; without one, the
+(``postgres_store``, migration ``0002``). Another backend may offer its own with a
+method ``operations_store(ttl)`` returning an ``OperationsStore``; without one, the
 live view shows this process only and the connection limits refuse to start
 (they would count per process, not across processes).
 """
@@ -42,8 +42,8 @@ def _make(backend: object, ttl: float, limits: bool) -> OperationsStore:
             "WS_MAX_CONNECTIONS_PER_USER / WS_MAX_CONNECTIONS_PER_IP count sockets "
             f"across processes through the broadcast backend, and "
             f"{type(backend).__qualname__} offers no operations store: use the "
-            "MemoryBackend, the RedisBackend or the PostgresBackend, give the backend an "
-            "operations_store(ttl) method, or remove the limits."
+            "MemoryBackend, the RedisBackend or the PostgresBackend, give the backend "
+            "an operations_store(ttl) method, or remove the limits."
         )
     return MemoryStore(ttl)
 
@@ -57,7 +57,8 @@ def _postgres_store(backend: object, ttl: float) -> OperationsStore | None:
         return None
     from .postgres_store import PostgresStore
 
-    return PostgresStore(backend.connection_params, backend.prefix, backend.timeout, ttl)
+    params = backend.connection_params
+    return PostgresStore(params, backend.prefix, backend.timeout, ttl)
 
 
 def store_for_backend(ttl: float, *, limits: bool) -> OperationsStore:

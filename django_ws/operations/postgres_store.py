@@ -117,14 +117,16 @@ DELETE FROM django_ws_ops_snapshot WHERE ctid = ANY (ARRAY(
 
 def lock_id(namespace: str, kind: str, value: str) -> int:
     """Return the advisory lock id of a limit key (64 bits, signed, stable)."""
-    digest = hashlib.blake2b(f"django_ws:ops:{namespace}:{kind}:{value}".encode(), digest_size=8)
-    return int.from_bytes(digest.digest(), "big", signed=True)
+    name = f"django_ws:ops:{namespace}:{kind}:{value}".encode()
+    digest = hashlib.blake2b(name, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class PostgresStore:
     """``OperationsStore`` on the PostgreSQL database that a ``PostgresBackend`` uses.
 
-    ``connection_params`` returns libpq parameters (``PostgresBackend.connection_params``);
+    ``connection_params`` returns libpq parameters (the backend's method of that
+    name);
     ``namespace`` keeps apart the rows of backends with different ``PREFIX``es;
     ``timeout`` bounds every call; ``process`` defaults to this process's id.
     """
@@ -153,17 +155,20 @@ class PostgresStore:
         return self._process or process_id()
 
     def _params(self, **params: Any) -> dict[str, Any]:
-        return {"namespace": self.namespace, "process": self.process, "ttl": self.ttl, **params}
+        own = {"namespace": self.namespace, "process": self.process, "ttl": self.ttl}
+        return {**own, **params}
 
     # Connections ----------------------------------------------------------------
 
-    async def _call(self, operation: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
-        """Run ``operation`` on this loop's connection, one at a time, within the timeout.
+    async def _call(
+        self, operation: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> T:
+        """Run ``operation`` on this loop's connection, one at a time, in the timeout.
 
         A connection that failed is dropped; the next call connects again.
         """
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new loop (tests, a server restart): new connection
+        if self._loop is not loop:  # a new loop (a server restart, tests): reconnect
             self._connection, self._loop, self._lock = None, loop, asyncio.Lock()
         assert self._lock is not None
         async with self._lock:
@@ -185,7 +190,7 @@ class PostgresStore:
                 raise
 
     def _sync_call(self, operation: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """Run ``operation`` on the connection of sync callers (views), one at a time."""
+        """Run ``operation`` on the connection of sync callers (views), one by one."""
         with self._sync_lock:
             try:
                 if self._sync_connection is None or self._sync_connection.closed:
@@ -215,7 +220,9 @@ class PostgresStore:
     async def acquire(self, keys: Sequence[LimitKey]) -> LimitKey | None:
         if not keys:
             return None
-        locks = sorted({lock_id(self.namespace, kind, value) for kind, value, _ in keys})
+        locks = sorted(
+            {lock_id(self.namespace, kind, value) for kind, value, _ in keys}
+        )
         params = self._params(
             locks=locks,
             kinds=[kind for kind, _, _ in keys],
