@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
+from django.db import connections
 from django.contrib.auth.models import User
 from django.test import Client
 from websockets.exceptions import InvalidStatus
@@ -52,6 +52,23 @@ async def on_postgres(
     await get_backend().stop()
 
 
+@pytest.fixture
+def alice(settings: Any, transactional_db: None) -> User:
+    settings.PASSWORD_HASHERS = ADMIN_SETTINGS["PASSWORD_HASHERS"]  # the servers' too
+    return User.objects.create_user("alice", password="wonderland")
+
+
+@pytest.fixture
+def staff_browser(settings: Any, transactional_db: None) -> Client:
+    """A Django test client logged in as staff, with this process set up as the servers."""
+    for name, value in ADMIN_SETTINGS.items():
+        setattr(settings, name, value)
+    settings.ROOT_URLCONF, settings.ROOT_WS_URLCONF = OPS_URLCONF, OPS_WS_URLCONF
+    browser = Client()
+    browser.force_login(User.objects.create_user("staff", password="x", is_staff=True))
+    return browser
+
+
 async def two_servers(
     factory: LiveServerFactory, backend: dict[str, Any], **overrides: Any
 ) -> TwoServers:
@@ -74,13 +91,8 @@ async def admitted(url: str, **options: Any) -> bool:
 
 
 async def test_the_per_user_limit_holds_across_two_processes_and_a_refusal_runs_no_hook(
-    on_postgres: dict[str, Any],
-    live_server_factory: LiveServerFactory,
-    settings: Any,
-    transactional_db: None,
+    on_postgres: dict[str, Any], live_server_factory: LiveServerFactory, alice: User
 ) -> None:
-    settings.PASSWORD_HASHERS = ADMIN_SETTINGS["PASSWORD_HASHERS"]  # the servers' too
-    await sync_to_async(User.objects.create_user)("alice", password="wonderland")
     one, two = await two_servers(
         live_server_factory, on_postgres, WS_LIVE_VIEW=False, WS_MAX_CONNECTIONS_PER_USER=2
     )
@@ -89,7 +101,7 @@ async def test_the_per_user_limit_holds_across_two_processes_and_a_refusal_runs_
         async with ws_connect(two.ws_url(WHO), additional_headers=headers) as second:
             for ws in (first, second):
                 await ws.send('"who"')
-                assert json.loads(await asyncio.wait_for(ws.recv(), 5))["user"] is not None
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5))["user"] == alice.pk
             assert await refused_status(one.ws_url(WHO), additional_headers=headers) == 429
             assert await refused_status(two.ws_url(WHO), additional_headers=headers) == 429
             async with ws_connect(two.ws_url(WHO)) as anonymous:  # not alice's
@@ -142,16 +154,9 @@ async def test_the_counts_of_a_process_that_died_expire(
 async def test_the_live_view_lists_the_sockets_of_both_processes(
     on_postgres: dict[str, Any],
     live_server_factory: LiveServerFactory,
-    settings: Any,
-    transactional_db: None,
+    staff_browser: Client,
 ) -> None:
-    for name, value in ADMIN_SETTINGS.items():
-        setattr(settings, name, value)
-    settings.ROOT_URLCONF, settings.ROOT_WS_URLCONF = OPS_URLCONF, OPS_WS_URLCONF
     one, two = await two_servers(live_server_factory, on_postgres, WS_LIVE_VIEW=True)
-    staff = await sync_to_async(User.objects.create_user)("staff", password="x", is_staff=True)
-    browser = Client()
-    await sync_to_async(browser.force_login)(staff)
     async with ws_connect(one.ws_url(WHO)) as first, ws_connect(two.ws_url(WHO)) as second:
         answers = []
         for ws in (first, second):
@@ -160,7 +165,10 @@ async def test_the_live_view_lists_the_sockets_of_both_processes(
         assert {answer["pid"] for answer in answers} == {one.pid, two.pid}
 
         def page_with_both() -> str | None:
-            page = browser.get(LIVE_URL).content.decode()
+            try:
+                page = staff_browser.get(LIVE_URL).content.decode()
+            finally:  # this worker thread's database connections
+                connections.close_all()
             listed = all(f'data-connection="{a["connection"]}"' in page for a in answers)
             return page if listed else None
 
