@@ -66,8 +66,10 @@ WITH wanted AS (
 SELECT position FROM full_key
 """
 
+# A row that falls to zero expires now, so that the sweep finds it by the index.
 RELEASE = """
-UPDATE django_ws_ops_count AS c SET count = c.count - 1
+UPDATE django_ws_ops_count AS c SET count = c.count - 1,
+    expires = CASE WHEN c.count <= 1 THEN clock_timestamp() ELSE c.expires END
 FROM unnest(%(kinds)s::text[], %(values)s::text[]) AS w(kind, value)
 WHERE c.namespace = %(namespace)s AND c.kind = w.kind AND c.value = w.value
     AND c.process = %(process)s AND c.count > 0
@@ -102,16 +104,18 @@ DELETE FROM django_ws_ops_snapshot
 WHERE namespace = %(namespace)s AND process = %(process)s
 """
 
-# Rows that expired, and counts that fell to zero (a release), of every namespace.
+# Rows that expired (counts that fell to zero included), of every namespace.
+# now() (the statement's start in autocommit), not clock_timestamp(): a volatile
+# bound would keep the planner from the ``expires`` index.
 SWEEP = """
 WITH counts AS (
     DELETE FROM django_ws_ops_count WHERE ctid = ANY (ARRAY(
         SELECT ctid FROM django_ws_ops_count
-        WHERE expires < clock_timestamp() OR count <= 0 LIMIT %(limit)s))
+        WHERE expires < now() LIMIT %(limit)s))
 )
 DELETE FROM django_ws_ops_snapshot WHERE ctid = ANY (ARRAY(
     SELECT ctid FROM django_ws_ops_snapshot
-    WHERE expires < clock_timestamp() LIMIT %(limit)s))
+    WHERE expires < now() LIMIT %(limit)s))
 """
 
 
