@@ -219,3 +219,15 @@ async def test_without_the_migration_the_error_says_to_run_it(
         store.read_snapshots()
     with pytest.raises(ImproperlyConfigured, match=expected):
         await store.close()  # its connections are closed all the same
+
+
+def test_a_store_used_from_two_event_loops_reconnects_on_each(
+    make_store: StoreFactory,
+) -> None:
+    """``async_to_sync`` and a restarted server give the store a new loop."""
+    one, two = make_store("p1"), make_store("p2")
+    key = ("ip", "10.0.0.1", 1)
+    assert asyncio.run(one.acquire([key])) is None
+    assert asyncio.run(two.acquire([key])) == key
+    asyncio.run(one.release([key]))  # a third loop: the first one's connection is gone
+    assert asyncio.run(two.acquire([key])) is None

@@ -173,6 +173,8 @@ class PostgresStore:
         """
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new loop (a server restart, tests): reconnect
+            if self._connection is not None:  # its loop's: closed without a goodbye
+                self._connection.pgconn.finish()
             self._connection, self._loop, self._lock = None, loop, asyncio.Lock()
         assert self._lock is not None
         async with self._lock:
