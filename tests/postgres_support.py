@@ -23,6 +23,7 @@ from django.db import connections
 from django_ws.broadcast import get_backend
 from django_ws.broadcast.postgres import PostgresBackend
 from django_ws.broadcast.postgres_schema import CREATE
+from django_ws.operations.postgres_tables import CREATE as CREATE_OPERATIONS
 from tests.live_server import port_accepts
 from tests.private_postgres import PrivatePostgres, postgres_bin
 
@@ -42,7 +43,7 @@ def conninfo(alias: str) -> str:
 
 
 def migrate(alias: str) -> None:
-    """Create the backend's tables in ``alias`` (once per session and alias).
+    """Create the backend's and the operations store's tables in ``alias`` (once).
 
     The SQL of the app's migration, run directly: a test marked for the default
     database may not use Django's connection of another alias.
@@ -53,6 +54,7 @@ def migrate(alias: str) -> None:
     with psycopg.connect(conninfo(alias), autocommit=True) as connection:
         connection.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         connection.execute(CREATE.encode())
+        connection.execute(CREATE_OPERATIONS.encode())
     _migrated.add(alias)
 
 

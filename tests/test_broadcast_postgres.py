@@ -22,6 +22,7 @@ from django_ws.broadcast import Presence, get_backend
 from django_ws.broadcast import postgres_sql as sql
 from django_ws.broadcast.postgres import PostgresBackend
 from django_ws.broadcast.postgres_schema import DROP
+from django_ws.operations.postgres_tables import DROP as DROP_OPERATIONS
 from django_ws.testing import WebSocketTestClient
 from tests.broadcast_support import (
     GroupBehaviour,
@@ -420,6 +421,8 @@ async def test_postgres_restarted_broadcast_error_then_listen_again(
 TABLES = [
     ("django_ws_group_log",),
     ("django_ws_group_message",),
+    ("django_ws_ops_count",),
+    ("django_ws_ops_snapshot",),
     ("django_ws_payload",),
     ("django_ws_presence",),
 ]
@@ -433,6 +436,7 @@ def test_the_migration_creates_the_tables_on_postgresql_only(
 
     with psycopg.connect(private_postgres.conninfo, autocommit=True) as other:
         other.execute(DROP.encode())
+        other.execute(DROP_OPERATIONS.encode())
         call_command("migrate", "django_ws", database="postgres_private", verbosity=0)
         found = other.execute(
             "SELECT tablename FROM pg_tables WHERE tablename LIKE 'django_ws_%%' "

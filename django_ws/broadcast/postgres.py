@@ -246,6 +246,8 @@ class PostgresBackend(RepairingBackend):
         if self._bound_loop is not loop and (
             self._bound_loop is None or self._bound_loop.is_closed()
         ):
+            if self._query is not None:  # left open by a closed loop (async_to_sync)
+                _discard(self._query)
             self._reset()
             self._bound_loop = loop
             self._query_lock = asyncio.Lock()
@@ -374,6 +376,8 @@ class PostgresBackend(RepairingBackend):
                     pass
             if self._query is not None:
                 await self._close_quietly(self._query)
+        elif self._query is not None:  # bound to another loop (async_to_sync's)
+            _discard(self._query)
         self._reset()
         with self._sync_lock:
             if self._sync_connection is not None:

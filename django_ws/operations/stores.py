@@ -4,7 +4,8 @@ A store shares, among the processes that share a broadcast backend, how many
 sockets each user and client address has open (for the connection limits) and
 each process's snapshot (for the admin live view), each with a TTL so that a
 dead process's share drops out. ``MemoryStore`` serves ``MemoryBackend`` (one
-process); ``redis_store.RedisStore`` serves ``RedisBackend``.
+process); ``redis_store.RedisStore`` serves ``RedisBackend``;
+``postgres_store.PostgresStore`` serves ``PostgresBackend``.
 """
 
 from __future__ import annotations
