@@ -92,7 +92,13 @@ class PostgresServer:
 
     def _start(self) -> None:
         if os.geteuid() == 0:
-            entry = pwd.getpwnam("postgres")
+            try:
+                entry = pwd.getpwnam("postgres")
+            except KeyError:
+                raise BenchError(
+                    "PostgreSQL refuses to run as root and there is no 'postgres' "
+                    "user: install Debian's postgresql package (it creates one)"
+                ) from None
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
         made = subprocess.run(
             [
