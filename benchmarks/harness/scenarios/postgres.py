@@ -108,7 +108,7 @@ BROADCAST_POSTGRES = Scenario(
     "connection, with one LISTENing connection per process; `raw` and "
     "`djangows` are the same two apps on the runner's redis-server (PUBLISH, and "
     "`RedisBackend` on one Redis), in the same invocation for the ratios. PostgreSQL statements are counted exactly with "
-    "`pg_stat_statements` (preloaded, `track=all`): reset once all members are "
+    "`pg_stat_statements` (preloaded, `track=top`: the statements clients sent): reset once all members are "
     "connected, read right after the last broadcast, divided by the broadcasts "
     "(warm-up included); the runner's own statements are left out. "
     "`notify_per_broadcast` counts the statements that call `pg_notify` (or "
