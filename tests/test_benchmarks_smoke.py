@@ -2,7 +2,8 @@
 
 It builds the benchmark's own environment (``benchmarks/setup.sh``: Channels,
 Starlette, django-ws 1.0.2 from PyPI, the C load generator) and runs every scenario
-with tiny counts against the raw floor and both django-ws forms. The figures are not
+with tiny counts against the raw floor and both django-ws forms (and PostgresBackend
+on the runner's private PostgreSQL, issue 15). The figures are not
 checked (speed is measured in ``benchmarks/run.py``, never in a test); that each
 scenario produced a row without load-generator errors is.
 """
