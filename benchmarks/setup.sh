@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create the benchmark virtualenvs idempotently and build the load generator.
 #
-#   benchmarks/.venv      our checkout (editable) + Channels, Starlette, uvicorn, matplotlib
+#   benchmarks/.venv      our checkout (editable, with its redis, server and postgres
+#                         extras: psycopg for PostgresBackend and the raw LISTEN/NOTIFY
+#                         floor) + Channels, Starlette, uvicorn, matplotlib
 #   benchmarks/.venv-102  django-ws 1.0.2 from PyPI (it shares the import name django_ws)
 #
 # Usage: bash benchmarks/setup.sh            (re-running only installs what is missing)
@@ -41,7 +43,7 @@ make_venv "$here/.venv"
 "$here/.venv/bin/python" -m pip install --quiet "${main_pkgs[@]}"
 # Our library: editable, so the benchmark always measures the working tree.
 if [[ -f "$repo/django_ws/__init__.py" ]]; then
-    "$here/.venv/bin/python" -m pip install --quiet -e "$repo[redis,server]"
+    "$here/.venv/bin/python" -m pip install --quiet -e "$repo[redis,server,postgres]"
 else
     echo "setup.sh: $repo/django_ws/__init__.py missing; djangows targets unavailable" >&2
 fi

@@ -3,7 +3,9 @@
 One plain Python process, Django settings configured, no event loop running:
 ``--kind djangows`` calls ``django_ws.broadcast_sync("room", data)``,
 ``--kind channels`` calls ``async_to_sync(channel_layer.group_send)(...)``,
-``--kind raw`` calls redis-py's sync ``Redis.publish`` (the floor for Redis).
+``--kind raw`` calls redis-py's sync ``Redis.publish`` (the floor for Redis),
+``--kind raw-postgres`` psycopg's ``SELECT pg_notify`` on one autocommit
+connection to ``BENCH_POSTGRES_PORT`` (the floor for PostgreSQL).
 The backend comes from the project's settings (BENCH_BROADCAST, BENCH_LAYER).
 Prints one JSON line. Bounded: at most ``--calls`` calls and ``--max-seconds``.
 """
@@ -28,6 +30,16 @@ def make_call(kind: str) -> Callable[[], Any]:
         client = redis.Redis.from_url(os.environ["REDIS_URL"])
         text = json.dumps(DATA)
         return lambda: client.publish("room", text)
+    if kind == "raw-postgres":
+        import psycopg
+
+        port = os.environ["BENCH_POSTGRES_PORT"]
+        connection = psycopg.connect(
+            f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
+            autocommit=True,
+        )
+        text = json.dumps(DATA)
+        return lambda: connection.execute("SELECT pg_notify(%s, %s)", ("room", text))
 
     sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
     import django
@@ -49,7 +61,7 @@ def make_call(kind: str) -> Callable[[], Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--kind", required=True, choices=["raw", "djangows", "channels"]
+        "--kind", required=True, choices=["raw", "raw-postgres", "djangows", "channels"]
     )
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=200)

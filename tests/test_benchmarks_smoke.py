@@ -2,7 +2,8 @@
 
 It builds the benchmark's own environment (``benchmarks/setup.sh``: Channels,
 Starlette, django-ws 1.0.2 from PyPI, the C load generator) and runs every scenario
-with tiny counts against the raw floor and both django-ws forms. The figures are not
+with tiny counts against the raw floor and both django-ws forms (and PostgresBackend
+on the runner's private PostgreSQL, issue 15). The figures are not
 checked (speed is measured in ``benchmarks/run.py``, never in a test); that each
 scenario produced a row without load-generator errors is.
 """
@@ -15,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,17 @@ BENCH_PYTHON = ROOT / "benchmarks" / ".venv" / "bin" / "python"
 pytestmark = pytest.mark.bench_smoke
 
 
+def results_of(out: Path, scenario: str) -> dict[str, Any]:
+    """One scenario's section of the run's ``benchmarks.json``."""
+    section: dict[str, Any] = json.loads((out / "benchmarks.json").read_text())[
+        "scenarios"
+    ][scenario]
+    return section
+
+
+# Its own subprocess timeouts (setup and run, 900 s each) bound it, not the
+# suite's 120 s per test: every scenario's smoke pass takes minutes.
+@pytest.mark.timeout(1860)
 def test_every_benchmark_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
     setup = subprocess.run(
         ["bash", "benchmarks/setup.sh"],
@@ -45,7 +58,7 @@ def test_every_benchmark_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
             "--scenario",
             "all",
             "--targets",
-            "raw,djangows,djangows-dsl,socketio",
+            "raw,djangows,djangows-dsl,socketio,djangows-postgres",
             "--out",
             str(tmp_path),
         ],
@@ -73,6 +86,18 @@ def test_every_benchmark_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
         "## Sustained broadcast across 4",
     ):
         assert heading in report
+    # Issue 15: PostgresBackend across 2 processes (and from sync code) on the
+    # runner's private PostgreSQL, beside one Redis and both floors; a missing
+    # PostgreSQL fails the run (its targets fail or are listed as not run).
+    assert "## Broadcast across 2 processes through PostgreSQL" in report
+    postgres = results_of(tmp_path, "broadcast-postgres")
+    assert postgres["errors"] == {} and postgres["skipped"] == {}, postgres
+    (measured,) = postgres["variants"].values()
+    assert set(measured) == {"raw", "raw-postgres", "djangows", "djangows-postgres"}
+    assert [run["notify_per_broadcast"] for run in measured["djangows-postgres"]] == [1]
+    assert [run["notify_per_broadcast"] for run in measured["raw-postgres"]] == [1]
+    sync = results_of(tmp_path, "sync-broadcast")
+    assert {"raw-postgres", "djangows-postgres"} <= set(sync["variants"]["from sync code"])
     assert "`socketio`" in report
     assert "`djangows`" in report and "`djangows-dsl`" in report
     assert "`djangows-history`" in report

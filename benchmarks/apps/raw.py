@@ -9,7 +9,10 @@ Routes (the same for every target):
 - ``/trigger``: like ``/room`` without joining.
 
 ``RAW_BROADCAST=redis`` (with ``REDIS_URL``) publishes broadcasts on Redis and
-delivers them from one subscriber per process; the default is in-process.
+delivers them from one subscriber per process; ``RAW_BROADCAST=postgres`` (with
+``BENCH_POSTGRES_PORT``) sends each as one ``SELECT pg_notify`` on a psycopg
+connection and delivers them from one LISTENing connection per process. The
+default is in-process.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 GROUP = "room"
 groups: dict[str, set[Send]] = {}
 redis_client: Any = None
+postgres_publisher: Any = None
 
 
 async def deliver(group: str, text: str) -> None:
@@ -38,6 +42,8 @@ async def deliver(group: str, text: str) -> None:
 async def broadcast(group: str, text: str) -> None:
     if redis_client is not None:
         await redis_client.publish(group, text)
+    elif postgres_publisher is not None:
+        await postgres_publisher.execute("SELECT pg_notify(%s, %s)", (group, text))
     else:
         await deliver(group, text)
 
@@ -51,8 +57,25 @@ async def subscribe(group: str, ready: asyncio.Event) -> None:
             await deliver(group, message["data"].decode())
 
 
+def postgres_conninfo() -> str:
+    port = os.environ["BENCH_POSTGRES_PORT"]
+    return f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+
+
+async def listen(group: str, ready: asyncio.Event) -> None:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(
+        postgres_conninfo(), autocommit=True
+    ) as listener:
+        await listener.execute(f'LISTEN "{group}"')
+        ready.set()
+        async for notify in listener.notifies():
+            await deliver(notify.channel, notify.payload)
+
+
 async def lifespan(receive: Any, send: Send) -> None:
-    global redis_client
+    global redis_client, postgres_publisher
     task = None
     while True:
         message = await receive()
@@ -64,10 +87,21 @@ async def lifespan(receive: Any, send: Send) -> None:
                 ready = asyncio.Event()
                 task = asyncio.create_task(subscribe(GROUP, ready))
                 await ready.wait()
+            elif os.environ.get("RAW_BROADCAST") == "postgres":
+                import psycopg
+
+                postgres_publisher = await psycopg.AsyncConnection.connect(
+                    postgres_conninfo(), autocommit=True
+                )
+                ready = asyncio.Event()
+                task = asyncio.create_task(listen(GROUP, ready))
+                await ready.wait()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if task is not None:
                 task.cancel()
+            if postgres_publisher is not None:
+                await postgres_publisher.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

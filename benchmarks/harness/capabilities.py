@@ -6,6 +6,7 @@ import json
 import shutil
 
 from .common import APPS, VENV, VENV_102, capture
+from .postgres import MISSING, NEEDS_POSTGRES_SERVER, postgres_bin
 
 PROBE = r"""
 import json, importlib
@@ -28,12 +29,17 @@ def live():
     bc(); importlib.import_module("django_ws.live").broadcast_fragment
 def bc_redis():
     bc(); importlib.import_module("django_ws.broadcast.redis").RedisBackend
+def bc_postgres():
+    bc(); importlib.import_module("django_ws.broadcast.postgres").PostgresBackend
+    importlib.import_module("psycopg")
 probe("djangows", ws)
 probe("djangows-dsl", dsl)
 probe("djangows-broadcast", bc)
 probe("djangows-history", history)
 probe("djangows-redis", bc_redis)
 probe("djangows-live", live)
+probe("djangows-postgres", bc_postgres)
+probe("psycopg", lambda: importlib.import_module("psycopg"))
 probe("channels", lambda: importlib.import_module("channels.generic.websocket"))
 probe("channels-redis", lambda: importlib.import_module("channels_redis.pubsub"))
 probe("starlette", lambda: importlib.import_module("starlette.endpoints"))
@@ -52,6 +58,8 @@ PROBED = (
     "djangows-history",
     "djangows-redis",
     "djangows-live",
+    "djangows-postgres",
+    "psycopg",
     "channels",
     "channels-redis",
     "starlette",
@@ -85,4 +93,7 @@ def probe_capabilities() -> dict[str, str]:
     if not (shutil.which("redis-server") and shutil.which("redis-cli")):
         for key in NEEDS_REDIS_SERVER:
             caps[key] = "redis-server/redis-cli not found"
+    if postgres_bin() is None:
+        for key in NEEDS_POSTGRES_SERVER:
+            caps[key] = MISSING
     return caps

@@ -7,7 +7,8 @@ other + bound (KiB); "max": target's rss_after_kib <= bound (KiB); "time": targe
 broadcast_ms over other's <= bound; "publish":
 target's PUBLISH per broadcast == bound; "evalsha": target's round trips to
 Redis per broadcast (commands sent by clients, from MONITOR) == bound, all of
-them EVALSHA; "info": a ratio shown beside the
+them EVALSHA; "notify": target's statements calling pg_notify per broadcast
+(from pg_stat_statements) == bound; "info": a ratio shown beside the
 targets, with no bound in the issue; "linear": target's median in this variant
 over its median in the variant named by ``other`` <= bound; "versus": the same
 ratio, shown, with no bound.
@@ -57,6 +58,12 @@ GOALS = [
     Goal("broadcast-redis", "2 processes x 500 members", "djangows", "channels-redis", "faster", 10, ">= 10x faster than RedisChannelLayer"),
     Goal("broadcast-redis", "2 processes x 500 members", "djangows", "channels-pubsub", "faster", 10, ">= 10x faster than RedisPubSubChannelLayer"),
     Goal("broadcast-redis", "2 processes x 500 members", "djangows", "", "publish", 1, "exactly 1 PUBLISH per broadcast"),
+    Goal("broadcast-postgres", "2 processes x 500 members", "djangows-postgres", "", "notify", 1, "exactly 1 NOTIFY per broadcast"),
+    Goal("broadcast-postgres", "2 processes x 500 members", "djangows-postgres", "raw-postgres", "info", 0, "PostgresBackend, against the LISTEN/NOTIFY floor"),
+    Goal("broadcast-postgres", "2 processes x 500 members", "djangows-postgres", "djangows", "info", 0, "PostgresBackend, against RedisBackend on one Redis"),
+    Goal("broadcast-postgres", "2 processes x 500 members", "djangows-postgres", "raw", "info", 0, "PostgresBackend, against the Redis PUBLISH floor"),
+    Goal("sync-broadcast", "from sync code", "djangows-postgres", "raw-postgres", "info", 0, "broadcast_sync on PostgresBackend, against a bare pg_notify"),
+    Goal("sync-broadcast", "from sync code", "djangows-postgres", "djangows-redis", "info", 0, "broadcast_sync on PostgresBackend, against RedisBackend"),
     Goal("scale-idle", "100,000 connections", "djangows", "", "max", 2.5 * 1024 * 1024, "under 2.5 GiB at 100,000"),
     Goal("scale-idle", "100,000 connections", "djangows", "raw", "time", 1.1, "broadcast to all within 1.1x the floor's time"),
     Goal("broadcast-rate", "10,000 members", "djangows", "raw", "ratio", 0.95, ">= 0.95x the floor's deliveries/s"),
@@ -120,6 +127,9 @@ def _compared(goal: Goal, data: dict[str, Any]) -> tuple[str, bool]:
         shown = ", ".join(f"{k} {v:g}" for k, v in sent.items()) or "none"
         met = value == bound and set(sent) == {"evalsha"}
         return f"{value:g} round trip per broadcast ({shown})", met
+    if goal.kind == "notify":
+        value = mine.get("notify_per_broadcast", 0)
+        return f"{value:g} NOTIFY per broadcast", value == bound
     value = mine.get("publish_per_broadcast", 0)  # publish
     return f"{value:g} PUBLISH per broadcast", value == bound
 

@@ -10,6 +10,7 @@ from typing import Iterator
 
 from .common import APPS, BenchError, capture
 from .params import Params
+from .postgres import PostgresServer
 from .processes import RedisServer, ServerProcess, start_uvicorn, tail
 from .targets import Target
 
@@ -22,6 +23,8 @@ class Context:
     redis: RedisServer | None = None
     #: The Redis Cluster a scenario started, if any (``REDIS_CLUSTER_URL``).
     cluster_url: str | None = None
+    #: The private PostgreSQL a scenario started, if any (``BENCH_POSTGRES_PORT``).
+    postgres: PostgresServer | None = None
     capabilities: dict[str, str] = field(default_factory=dict)  # name -> "" or why not
     sessions: dict[str, str] = field(default_factory=dict)  # target name -> session key
 
@@ -41,6 +44,8 @@ class Context:
             env["REDIS_URL"] = self.redis.url
         if self.cluster_url is not None:
             env["REDIS_CLUSTER_URL"] = self.cluster_url
+        if self.postgres is not None:
+            env["BENCH_POSTGRES_PORT"] = str(self.postgres.port)
         return {**os.environ, **dict(target.env), **env}
 
     def session_headers(self, target: Target) -> list[str]:

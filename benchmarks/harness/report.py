@@ -72,6 +72,20 @@ def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
             ),
             LOADGEN_CPU,
         ]
+    if name == "broadcast-postgres":
+        return [
+            ("NOTIFY / broadcast", lambda s: _counted(s, "notify_per_broadcast")),
+            (
+                "PostgreSQL statements / broadcast",
+                lambda s: _counted(s, "statements_per_broadcast"),
+            ),
+            ("PUBLISH / broadcast", lambda s: _counted(s, "publish_per_broadcast")),
+            (
+                "Redis commands / broadcast",
+                lambda s: _counted(s, "commands_per_broadcast"),
+            ),
+            LOADGEN_CPU,
+        ]
     if name == "history-redis":
         return [
             (
@@ -94,6 +108,11 @@ def extra_columns(name: str, raw_per_cpu_s: float | None) -> list[Column]:
     if name == "sync-broadcast":
         return [("calls/s", lambda s: f"{s.get('calls_per_s', 0):,.0f}")]
     return []
+
+
+def _counted(summary: dict[str, Any], key: str) -> str:
+    """A count per broadcast, or a dash for the other broker's targets."""
+    return f"{summary[key]:g}" if key in summary else "–"
 
 
 def measured_line(meta: dict[str, Any]) -> str:
@@ -170,6 +189,19 @@ def redis_commands_markdown(name: str, data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def broker_statements_markdown(data: dict[str, Any]) -> list[str]:
+    """What each target ran at its broker per broadcast: statements or commands."""
+    lines = ["Broker work per broadcast, by statement or command (median over runs):", ""]
+    for targets in data["variants"].values():
+        for target, runs in targets.items():
+            summary = summarize(runs)
+            counts = summary.get("statements") or summary.get("commands") or {}
+            shown = "; ".join(f"`{k}` {v:g}" for k, v in counts.items() if v)
+            lines.append(f"- `{target}`: {shown or 'none'}")
+    lines.append("")
+    return lines
+
+
 def cluster_nodes_markdown(data: dict[str, Any]) -> list[str]:
     """Broker commands per broadcast on each node that ran any (last run)."""
     lines = ["Broker commands per broadcast, per node that ran any (last run):", ""]
@@ -210,6 +242,8 @@ def scenario_markdown(name: str, data: dict[str, Any]) -> list[str]:
         lines += redis_commands_markdown(name, data)
     if name == "broadcast-cluster":
         lines += cluster_nodes_markdown(data)
+    if name == "broadcast-postgres":
+        lines += broker_statements_markdown(data)
     if data.get("errors"):
         lines += ["Failures:", ""]
         for target, errors in data["errors"].items():

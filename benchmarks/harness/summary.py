@@ -15,6 +15,8 @@ MEDIAN_FIELDS = (
     "rss_after_kib",
     "publish_per_broadcast",
     "commands_per_broadcast",
+    "notify_per_broadcast",
+    "statements_per_broadcast",
     "first_ms",
     "p50_ms",
     "p99_ms",
@@ -42,7 +44,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = statistics.median(found)
     out["errors"] = sum(int(r.get("errors", 0)) for r in runs)
     out["missed"] = sum(int(r.get("missed", 0)) for r in runs)
-    for key in ("commands", "round_trips"):  # per command: the median over runs
+    for key in ("commands", "round_trips", "statements"):  # per command: the median over runs
         counts = [r[key] for r in runs if r.get(key)]
         if counts:
             names = sorted({k for c in counts for k in c})

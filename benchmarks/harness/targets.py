@@ -168,6 +168,23 @@ DJANGOWS_CLUSTER = replace(
         "djangows_project.settings", BENCH_AUTH="0", BENCH_BROADCAST="redis-cluster"
     ),
 )
+# Broadcast through PostgreSQL: two processes share the scenario's own PostgreSQL.
+RAW_POSTGRES = replace(
+    RAW,
+    name="raw-postgres",
+    description="bare ASGI app, psycopg SELECT pg_notify + one LISTEN connection "
+    "per process",
+    env=(("RAW_BROADCAST", "postgres"),),
+    needs="psycopg",
+    base="raw",
+)
+DJANGOWS_POSTGRES = replace(
+    DJANGOWS_REDIS,
+    name="djangows-postgres",
+    description="django-ws subclass, PostgresBackend",
+    env=_dj("djangows_project.settings", BENCH_AUTH="0", BENCH_BROADCAST="postgres"),
+    needs="djangows-postgres",
+)
 DJANGOWS_DSL_REDIS = replace(
     DJANGOWS_REDIS,
     name="djangows-dsl",
@@ -230,6 +247,19 @@ SYNC_TARGETS = [
         DJANGOWS_REDIS,
         "djangows-redis",
     ),
+    Target(
+        "raw-postgres",
+        "psycopg SELECT pg_notify (sync, autocommit)",
+        sync_kind="raw-postgres",
+        needs="psycopg",
+        base="raw",
+    ),
+    _sync(
+        "djangows-postgres",
+        "django_ws.broadcast_sync, PostgresBackend (outside a transaction)",
+        DJANGOWS_POSTGRES,
+        "djangows-postgres",
+    ),
     _sync(
         "channels-memory",
         "async_to_sync(group_send), InMemoryChannelLayer",
@@ -287,6 +317,8 @@ RATE_TARGETS = [*BROADCAST_TARGETS, SOCKETIO]
 RATE_REDIS_TARGETS = [*REDIS_BROADCAST_TARGETS, SOCKETIO_REDIS]
 # The raw floor and django-ws on one Redis, then django-ws on a Redis Cluster.
 CLUSTER_BROADCAST_TARGETS = [RAW_REDIS, DJANGOWS_REDIS, DJANGOWS_CLUSTER]
+# The floors on Redis and on PostgreSQL, django-ws on one Redis and on PostgreSQL.
+POSTGRES_BROADCAST_TARGETS = [RAW_REDIS, RAW_POSTGRES, DJANGOWS_REDIS, DJANGOWS_POSTGRES]
 # Group history on and off: broadcast (one process, and two through Redis), then
 # recovery and memory, where both backends' rows share a table.
 HISTORY_BROADCAST_TARGETS = [DJANGOWS, DJANGOWS_HISTORY]
@@ -323,6 +355,8 @@ TARGET_NAMES = [t.name for t in CHURN_TARGETS] + [
     "djangows-history",
     "djangows-history-redis",
     "djangows-cluster",
+    "djangows-postgres",
+    "raw-postgres",
     *(t.name for t in LIVE_TARGETS),
     "socketio",
 ]

@@ -2,7 +2,9 @@
 
 ``BENCH_AUTH=1`` turns on ``django_ws.middleware.AuthMiddleware`` (session and
 user); ``BENCH_BROADCAST=redis`` uses ``RedisBackend`` instead of ``MemoryBackend``
-(``redis-cluster``: with ``CLUSTER`` on ``REDIS_CLUSTER_URL``);
+(``redis-cluster``: with ``CLUSTER`` on ``REDIS_CLUSTER_URL``; ``postgres``:
+``PostgresBackend`` on the alias "broadcast", the runner's private PostgreSQL on
+``BENCH_POSTGRES_PORT``, migrated by the runner);
 ``BENCH_HISTORY=1`` keeps the last ``BENCH_HISTORY_SIZE`` messages of the group
 "room" (the one ``/room`` joins and ``/trigger`` broadcasts to) for 10 minutes.
 """
@@ -17,6 +19,7 @@ from bench_settings import (
     BENCH_BROADCAST,
     BENCH_HISTORY,
     BENCH_HISTORY_SIZE,
+    DATABASES,
     INSTALLED_APPS,
     REDIS_URL,
 )
@@ -36,6 +39,21 @@ if BENCH_BROADCAST == "redis-cluster":  # the scenario's own cluster
         "BACKEND": "django_ws.broadcast.RedisBackend",
         "LOCATION": os.environ["REDIS_CLUSTER_URL"],
         "OPTIONS": {"CLUSTER": True},
+    }
+if BENCH_BROADCAST == "postgres":  # the scenario's own PostgreSQL
+    DATABASES = {
+        **DATABASES,
+        "broadcast": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": "127.0.0.1",
+            "PORT": os.environ["BENCH_POSTGRES_PORT"],
+            "NAME": "postgres",
+            "USER": "postgres",
+        },
+    }
+    WS_BROADCAST = {
+        "BACKEND": "django_ws.broadcast.PostgresBackend",
+        "LOCATION": "broadcast",
     }
 if BENCH_HISTORY:
     WS_BROADCAST["HISTORY"] = {"room": {"SIZE": BENCH_HISTORY_SIZE, "TTL": 600}}

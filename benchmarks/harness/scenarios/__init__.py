@@ -9,6 +9,7 @@ from .echo import CHURN, CHURN_BROWSER, PINGPONG
 from .history import HISTORY_BROADCAST, HISTORY_MEMORY, HISTORY_RECOVERY, HISTORY_REDIS
 from .idle import IDLE, IDLE_ECHO
 from .live import LIVE_FRAGMENT
+from .postgres import BROADCAST_POSTGRES
 from .scale import BROADCAST_RATE, BROADCAST_RATE_REDIS, SCALE_IDLE
 from .sync import SYNC_BROADCAST
 
@@ -23,6 +24,7 @@ SCENARIOS: dict[str, Scenario] = {
         BROADCAST,
         BROADCAST_REDIS,
         BROADCAST_CLUSTER,
+        BROADCAST_POSTGRES,
         SYNC_BROADCAST,
         HISTORY_BROADCAST,
         HISTORY_REDIS,
