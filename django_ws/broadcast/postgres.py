@@ -51,6 +51,8 @@ from . import postgres_sql as sql
 from .base import Presence, local_users, sorted_users
 from .held import Held
 from .history import HistoryPolicy, new_epoch
+from .presence_writes import PresenceWrites
+from .presence_writes import bounded as _bounded
 from .repair import RepairingBackend
 
 logger = logging.getLogger("django_ws")
@@ -130,9 +132,6 @@ def _discard(connection: psycopg.BaseConnection[Any]) -> None:
     connection.pgconn.finish()
 
 
-async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
-    return await asyncio.wait_for(awaitable, seconds)
-
 
 def _exclude_text(exclude: frozenset[str]) -> str:
     return ",".join(sorted(exclude))
@@ -152,7 +151,7 @@ def _held_from_rows(log_row: Any, message_rows: list[Any]) -> Held:
     return Held(epoch, int(offset), int(now_ms), entries)
 
 
-class PostgresBackend(RepairingBackend):
+class PostgresBackend(PresenceWrites, RepairingBackend):
     """Groups across processes through PostgreSQL LISTEN/NOTIFY.
 
     ``LOCATION`` is a ``DATABASES`` alias (``"default"`` when omitted) whose ENGINE
@@ -856,28 +855,6 @@ class PostgresBackend(RepairingBackend):
             count += members
             users.extend(json.loads(users_json))
         return Presence(count=count, users=sorted_users(users))
-
-    def _presence_changed(self, group: str) -> None:
-        self._dirty.add(group)
-        self._start_presence_write()
-
-    def _start_presence_write(self) -> asyncio.Task[None] | None:
-        """Start writing the changed groups' presence unless a write is under way."""
-        if self._bound_loop is None or self._bound_loop.is_closed():
-            return None
-        if self._dirty and (self._writer is None or self._writer.done()):
-            self._writer = self._bound_loop.create_task(self._write_presence())
-        return self._writer
-
-    async def _presence_written(self) -> None:
-        """Wait (bounded) until the changed groups' presence is written."""
-        writer = self._start_presence_write()
-        if writer is None or writer.done():
-            return
-        try:
-            await _bounded(asyncio.shield(writer), self.timeout * 2)
-        except asyncio.TimeoutError:
-            pass
 
     async def _write_presence(self, *, leaving: bool = False) -> None:
         """Write this process's row of every changed group, in one transaction."""

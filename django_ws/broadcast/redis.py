@@ -33,8 +33,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis as sync_redis
@@ -52,11 +51,12 @@ from .base import Presence, local_users, sorted_users
 from .held import Held, ttl_ms
 from .history import HistoryPolicy, new_epoch
 from .redis_cluster import ShardedSubscriptions
+from .presence_writes import PresenceWrites
+from .presence_writes import bounded as _bounded
 from .repair import ReadRequest, RepairingBackend
 
 logger = logging.getLogger("django_ws")
 
-T = TypeVar("T")
 
 SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_OPTIONS: dict[str, Any] = {
@@ -182,11 +182,8 @@ def _sentinels(sentinels: Any, service: Any) -> list[tuple[str, int]]:
     return pairs
 
 
-async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
-    return await asyncio.wait_for(awaitable, seconds)
 
-
-class RedisBackend(RepairingBackend):
+class RedisBackend(PresenceWrites, RepairingBackend):
     """Groups across processes and machines through Redis pub/sub.
 
     ``LOCATION`` is a ``redis://``, ``rediss://`` or ``unix://`` URL. ``OPTIONS``:
@@ -896,28 +893,6 @@ class RedisBackend(RepairingBackend):
             count += entry["count"]
             users.extend(entry["users"])
         return Presence(count=count, users=sorted_users(users))
-
-    def _presence_changed(self, group: str) -> None:
-        self._dirty.add(group)
-        self._start_presence_write()
-
-    def _start_presence_write(self) -> asyncio.Task[None] | None:
-        """Start writing the changed groups' presence unless a write is under way."""
-        if self._bound_loop is None or self._bound_loop.is_closed():
-            return None
-        if self._dirty and (self._writer is None or self._writer.done()):
-            self._writer = self._bound_loop.create_task(self._write_presence())
-        return self._writer
-
-    async def _presence_written(self) -> None:
-        """Wait (bounded) until the changed groups' presence is in Redis."""
-        writer = self._start_presence_write()
-        if writer is None or writer.done():
-            return
-        try:
-            await _bounded(asyncio.shield(writer), self.timeout * 2)
-        except asyncio.TimeoutError:
-            pass
 
     async def _write_presence(self, *, leaving: bool = False) -> None:
         """Write this process's entry of every changed group, in one round trip each."""
